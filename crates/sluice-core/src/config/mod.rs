@@ -1,0 +1,24 @@
+//! The project file, `sluice.yml`.
+//!
+//! Config is typed structs; their doc comments are the reference (see
+//! `docs/config.md`). Unknown keys are errors with a "did you mean"
+//! suggestion, and every error names the file, line and column.
+//!
+//! Settings reach a stream in layers, each overriding the one before:
+//!
+//! ```text
+//! built-in defaults < `defaults:` < source-level keys < `streams.<name>:` keys < CLI flags
+//! ```
+//!
+//! The layering happens in one place: [`StreamOptions::overlay`], called by
+//! [`ProjectConfig::streams`].
+
+pub mod env;
+mod load;
+mod model;
+mod sources;
+pub mod suggest;
+
+pub use load::{ConfigError, LoadedProject, parse_project};
+pub use model::*;
+pub use sources::*;
