@@ -1,1 +1,147 @@
-//! placeholder
+//! The store: stream state (bookmarks) and run history, in embedded SQLite.
+//!
+//! One file, `.sluice/sluice.db` in the project. Opened in WAL mode with a
+//! busy timeout, so a `sluice sql` reading history does not block a load.
+//!
+//! ```text
+//!  engine ── put_state(stream, seq, state)   only after the destination committed
+//!         ── start_run / record_stream / finish_run
+//!  CLI    ── get_state / list_states / clear_state / set_state   (`sluice state …`)
+//!         ── list_runs / last_loads                                (`sluice tables`, summaries)
+//! ```
+//!
+//! Schema changes are numbered migrations in [`migrations`], applied in order
+//! and recorded in SQLite's `user_version`.
+//!
+//! Secrets never reach the store: callers pass error texts through the
+//! project's redaction before recording them.
+
+mod migrations;
+mod runs;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use runs::{RunRecord, RunStatus, StreamRunRecord};
+pub use state::StateEntry;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("State store `{path}`: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Stored JSON could not be read back.
+    #[error("State store `{path}`: stored value for `{key}` is not valid JSON: {source}")]
+    Json {
+        /// The database file.
+        path: PathBuf,
+        /// Which entry.
+        key: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The database was written by a newer Sluice.
+    #[error(
+        "State store `{path}` has schema version {found}, newer than this Sluice understands ({known})"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Version found.
+        found: i64,
+        /// Newest version known.
+        known: i64,
+    },
+}
+
+impl sluice_core::error::Classify for StoreError {
+    fn domain(&self) -> sluice_core::error::ErrorDomain {
+        match self {
+            StoreError::TooNew { .. } => sluice_core::error::ErrorDomain::User,
+            _ => sluice_core::error::ErrorDomain::External,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::TooNew { .. } => Some("upgrade Sluice, or point `--project-dir` at another project".into()),
+            StoreError::Sqlite { .. } => Some("check that `.sluice/` is writable and not on a network file system that lacks locking".into()),
+            StoreError::Json { .. } => Some("reset the entry with `sluice state clear`".into()),
+        }
+    }
+}
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The store of one project.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) the store at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(parent) = path.parent() {
+            // A missing parent shows up as SQLite's "unable to open" below, with the path.
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        migrations::migrate(&mut store)?;
+        Ok(store)
+    }
+
+    /// An in-memory store (tests, dry runs).
+    pub fn in_memory() -> Result<Store> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        let mut store = Store { conn, path };
+        migrations::migrate(&mut store)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// Current time as RFC 3339 (UTC, milliseconds).
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

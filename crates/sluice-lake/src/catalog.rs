@@ -1,0 +1,111 @@
+//! What the lake holds: tables, their size, versions and last load.
+
+use chrono::{DateTime, Utc};
+use object_store::ObjectStore;
+use object_store::path::Path;
+use serde::Serialize;
+use sluice_core::TableName;
+
+use crate::commit::last_sluice_commit;
+use crate::error::{LakeError, Result};
+use crate::location::Lake;
+use crate::writer::table_schema;
+
+/// Facts about one lake table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableInfo {
+    /// `schema.table`.
+    pub name: String,
+    /// Where it lives.
+    pub location: String,
+    /// Rows (from file statistics).
+    pub rows: u64,
+    /// Data files.
+    pub files: usize,
+    /// Bytes of data files.
+    pub bytes: u64,
+    /// Current version (the number of commits minus one).
+    pub version: u64,
+    /// Columns.
+    pub columns: usize,
+    /// Time of the last commit Sluice made.
+    pub last_load: Option<DateTime<Utc>>,
+    /// Run of the last commit Sluice made.
+    pub last_run_id: Option<String>,
+}
+
+impl Lake {
+    fn store(&self) -> Result<(Box<dyn ObjectStore>, Path)> {
+        object_store::parse_url_opts(self.root(), self.options().iter()).map_err(|e| {
+            LakeError::Location {
+                location: self.root().to_string(),
+                message: e.to_string(),
+            }
+        })
+    }
+
+    /// Every table of the lake, sorted by name.
+    pub async fn list(&self) -> Result<Vec<TableName>> {
+        let (store, root) = self.store()?;
+        let mut out = Vec::new();
+        for schema in store
+            .list_with_delimiter(Some(&root))
+            .await?
+            .common_prefixes
+        {
+            let Some(schema_name) = schema.filename().map(str::to_string) else {
+                continue;
+            };
+            if schema_name.starts_with(['.', '_']) {
+                continue;
+            }
+            for table in store
+                .list_with_delimiter(Some(&schema))
+                .await?
+                .common_prefixes
+            {
+                let Some(table_name) = table.filename().map(str::to_string) else {
+                    continue;
+                };
+                let inner = store.list_with_delimiter(Some(&table)).await?;
+                if inner
+                    .common_prefixes
+                    .iter()
+                    .any(|p| p.filename() == Some("_delta_log"))
+                {
+                    out.push(TableName::new(schema_name.clone(), table_name));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Facts about one table.
+    pub async fn info(&self, name: &TableName) -> Result<TableInfo> {
+        let table = self.open_existing(name).await?;
+        let snapshot = table.snapshot().map_err(|e| LakeError::delta(name, e))?;
+        let (mut rows, mut files, mut bytes) = (0u64, 0usize, 0u64);
+        for f in snapshot.log_data().iter() {
+            rows += f.num_records().unwrap_or(0) as u64;
+            files += 1;
+            bytes += f.size().max(0) as u64;
+        }
+        let columns = table_schema(&table, name)?.fields().len();
+        let last = last_sluice_commit(&table).await?;
+        Ok(TableInfo {
+            name: name.to_string(),
+            location: self.describe(name),
+            rows,
+            files,
+            bytes,
+            version: table.version().unwrap_or_default().max(0) as u64,
+            columns,
+            last_load: last
+                .as_ref()
+                .and_then(|(_, ts)| *ts)
+                .and_then(DateTime::from_timestamp_millis),
+            last_run_id: last.map(|(m, _)| m.run_id),
+        })
+    }
+}
