@@ -1,1 +1,15 @@
 //! Sluice's built-in connectors.
+//!
+//! - [`files`]: `type: files` sources (CSV, JSON Lines, Parquet).
+//! - [`file_dest`]: `type: parquet | csv | jsonl` destinations.
+//! - [`cursor`]: incremental replication by a cursor column, shared by
+//!   every source that filters rows by value.
+//! - [`conformance`]: checks any [`Source`](sluice_core::connector::Source)
+//!   against the connector contract; every connector's tests run it.
+
+pub mod conformance;
+pub mod cursor;
+pub mod file_dest;
+pub mod files;
+
+pub use files::FileSource;

@@ -95,6 +95,11 @@ pub struct ReadRequest {
     pub on_error: OnError,
     /// Rows per batch (a target, not a promise).
     pub batch_size: usize,
+    /// The destination table's current schema, when it exists. Sources that
+    /// infer types keep a known column's type (widening it only when the data
+    /// does), so one stray bad value becomes a bad record instead of turning
+    /// the column into a string.
+    pub known_schema: Option<SchemaRef>,
 }
 
 /// A stream a source offers.
@@ -210,6 +215,13 @@ pub trait Destination: Send + Sync {
     async fn committed_state(&self, table: &TableName, stream_id: &str) -> Result<CommittedState> {
         let _ = (table, stream_id);
         Ok(CommittedState::NotTracked)
+    }
+
+    /// The current schema of `table`, if it exists (see
+    /// [`ReadRequest::known_schema`]).
+    async fn table_schema(&self, table: &TableName) -> Result<Option<SchemaRef>> {
+        let _ = table;
+        Ok(None)
     }
 
     /// Start writing one stream.

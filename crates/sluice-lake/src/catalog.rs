@@ -99,7 +99,7 @@ impl Lake {
             rows,
             files,
             bytes,
-            version: table.version().unwrap_or_default().max(0) as u64,
+            version: table.version().unwrap_or_default(),
             columns,
             last_load: last
                 .as_ref()

@@ -78,6 +78,16 @@ impl Destination for LakeDestination {
         })))
     }
 
+    async fn table_schema(
+        &self,
+        table: &TableName,
+    ) -> Result<Option<arrow::datatypes::SchemaRef>, ConnectorError> {
+        match self.lake.open(table).await? {
+            Some(t) => Ok(Some(crate::writer::table_schema(&t, table)?)),
+            None => Ok(None),
+        }
+    }
+
     async fn open(&self, request: WriteRequest) -> Result<Box<dyn StreamWriter>, ConnectorError> {
         Ok(Box::new(
             LakeStreamWriter::open(self.lake.clone(), request).await?,

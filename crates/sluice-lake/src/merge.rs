@@ -253,8 +253,7 @@ impl Stager {
             .await
             .map_err(|e| LakeError::delta(&self.name, e))?;
         *table = merged;
-        let version = table.version().unwrap_or_default();
-        Ok(version as u64)
+        Ok(table.version().unwrap_or_default())
     }
 
     /// De-duplicate the staged rows into new data files of the table (for a

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `sluice` command.
+
+fn main() -> std::process::ExitCode {
+    sluice::cli::main()
+}

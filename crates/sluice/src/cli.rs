@@ -1,0 +1,200 @@
+//! Command-line arguments and the top-level error handling.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+use crate::output::{self, Reporter};
+
+/// Sluice: extract, load and query data — one binary, no server.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Project folder (default: the nearest folder upward with a `sluice.yml`).
+    #[arg(long, global = true, value_name = "DIR", env = "SLUICE_PROJECT_DIR")]
+    pub project_dir: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr; no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// No progress bars even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a demo project, load it and query it (no server needed).
+    Quickstart(QuickstartArgs),
+    /// Create a new project with sample data.
+    Init(InitArgs),
+    /// Load every source of the project (or the selected ones).
+    Run(RunArgs),
+    /// Load one source.
+    Extract(ExtractArgs),
+    /// Run SQL over the lake's tables (DataFusion).
+    Sql(SqlArgs),
+    /// List the lake's tables with rows, versions and last load.
+    Tables,
+    /// Show, set or clear the state (bookmarks) of streams.
+    State(StateArgs),
+    /// Show a source's streams and their schemas.
+    Discover(DiscoverArgs),
+    /// Check the project file and every source and destination.
+    Debug,
+    /// List the built-in connectors.
+    Connectors,
+}
+
+/// `sluice quickstart`.
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Folder for the demo project.
+    #[arg(default_value = "sluice-quickstart")]
+    pub dir: PathBuf,
+}
+
+/// `sluice init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to create the project in (default: the current folder).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Write the files even if the folder already has a `sluice.yml`.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `sluice run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Only these sources or streams (`shop`, `shop.orders`); repeatable.
+    #[arg(long, short = 's', value_name = "SOURCE[.STREAM]")]
+    pub select: Vec<String>,
+    /// Ignore state and rebuild the tables from scratch (replaces their schema).
+    #[arg(long)]
+    pub full_refresh: bool,
+}
+
+/// `sluice extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The source to load.
+    pub source: String,
+    /// Only this stream; repeatable.
+    #[arg(long)]
+    pub stream: Vec<String>,
+    /// Ignore state and rebuild the tables from scratch (replaces their schema).
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Send the streams to this destination (a name in `destinations:`) instead of their own.
+    #[arg(long, value_name = "DESTINATION")]
+    pub to: Option<String>,
+}
+
+/// Output formats of `sluice sql`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SqlFormat {
+    /// A table for people.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// `sluice sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query, e.g. "SELECT status, count(*) FROM shop.orders GROUP BY 1".
+    pub query: String,
+    /// Output format (`--json` means `--format json`).
+    #[arg(long, short, value_enum, default_value_t = SqlFormat::Table)]
+    pub format: SqlFormat,
+}
+
+/// `sluice state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: StateAction,
+}
+
+/// What to do with state.
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Show the state of every stream, or of a source or stream.
+    Show {
+        /// `source` or `source.stream`.
+        stream: Option<String>,
+    },
+    /// Replace a stream's state with a JSON value (the next run starts from it).
+    Set {
+        /// `source.stream`.
+        stream: String,
+        /// The state, as JSON (see `sluice state show --json` for the shape).
+        value: String,
+    },
+    /// Forget the state so the next run reads from the start.
+    Clear {
+        /// `source` or `source.stream`; all streams when omitted (needs `--all`).
+        stream: Option<String>,
+        /// Clear every stream of the project.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// `sluice discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// The source.
+    pub source: String,
+}
+
+/// Parse arguments, run the command, print errors, return the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let reporter = Reporter::new(&cli.global);
+    output::init_logging(&cli.global, &reporter);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            reporter.error(&anyhow::anyhow!("Cannot start the async runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(commands::dispatch(cli, &reporter));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            reporter.error(&e);
+            output::exit_code_for(&e)
+        }
+    }
+}

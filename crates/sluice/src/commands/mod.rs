@@ -1,0 +1,56 @@
+//! One module per command.
+
+mod debug;
+mod discover;
+pub mod init;
+mod quickstart;
+pub mod run;
+pub mod sql;
+mod state;
+mod tables;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::output::Reporter;
+
+/// Run the parsed command.
+pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
+    let g = &cli.global;
+    let dir = g.project_dir.as_deref();
+    match cli.command {
+        Command::Quickstart(args) => quickstart::quickstart(&args, reporter).await,
+        Command::Init(args) => init::init(&args, reporter),
+        Command::Run(args) => {
+            let selection = run::Selection::from_patterns(&args.select);
+            run::run(dir, reporter, selection, args.full_refresh, None, "run").await
+        }
+        Command::Extract(args) => {
+            let mut patterns = Vec::new();
+            if args.stream.is_empty() {
+                patterns.push(args.source.clone());
+            } else {
+                patterns.extend(args.stream.iter().map(|s| format!("{}.{s}", args.source)));
+            }
+            let selection = run::Selection::for_source(&args.source, patterns);
+            let command = format!("extract {}", args.source);
+            run::run(
+                dir,
+                reporter,
+                selection,
+                args.full_refresh,
+                args.to.as_deref(),
+                &command,
+            )
+            .await
+        }
+        Command::Sql(args) => sql::sql(dir, &args, reporter).await,
+        Command::Tables => tables::tables(dir, reporter).await,
+        Command::State(args) => state::state(dir, args.action, reporter).await,
+        Command::Discover(args) => discover::discover(dir, &args.source, reporter).await,
+        Command::Debug => debug::debug(dir, reporter).await,
+        Command::Connectors => debug::connectors(reporter),
+    }
+}

@@ -1,0 +1,274 @@
+//! `sluice run` and `sluice extract`: load streams.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Result;
+use futures::StreamExt;
+use serde_json::json;
+use sluice_core::config::StreamSpec;
+use sluice_core::connector::{Destination, Source};
+use sluice_store::RunStatus;
+use tokio::sync::watch;
+
+use crate::engine::{RunContext, StreamJob, StreamOutcome, run_stream};
+use crate::output::{Reporter, UserError, human_bytes, table, thousands};
+use crate::project::Project;
+use crate::registry::{build_destination, build_source, unknown_source};
+
+/// Which streams to load.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    patterns: Vec<String>,
+    source: Option<String>,
+}
+
+impl Selection {
+    /// `--select` patterns: `source` or `source.stream`; empty selects all.
+    pub fn from_patterns(patterns: &[String]) -> Selection {
+        Selection {
+            patterns: patterns.to_vec(),
+            source: None,
+        }
+    }
+
+    /// Streams of one source (`sluice extract`).
+    pub fn for_source(source: &str, patterns: Vec<String>) -> Selection {
+        Selection {
+            patterns,
+            source: Some(source.to_string()),
+        }
+    }
+
+    fn matches(&self, spec: &StreamSpec) -> bool {
+        self.patterns.is_empty()
+            || self
+                .patterns
+                .iter()
+                .any(|p| *p == spec.source || *p == spec.id())
+    }
+}
+
+/// Load the selected streams of the project.
+pub async fn run(
+    dir: Option<&Path>,
+    reporter: &Reporter,
+    selection: Selection,
+    full_refresh: bool,
+    to: Option<&str>,
+    command: &str,
+) -> Result<ExitCode> {
+    let project = Project::load(dir)?;
+    if let Some(source) = &selection.source
+        && !project.config().sources.0.contains_key(source)
+    {
+        return Err(unknown_source(&project, source));
+    }
+    let all = project
+        .config()
+        .all_streams()
+        .map_err(|m| UserError::error(m, None))?;
+    let specs: Vec<StreamSpec> = all
+        .iter()
+        .filter(|s| selection.matches(s))
+        .cloned()
+        .collect();
+    if specs.is_empty() {
+        let known: Vec<String> = all.iter().map(StreamSpec::id).collect();
+        return Err(if known.is_empty() {
+            UserError::error(
+                "The project has no sources",
+                Some(
+                    "add one under `sources:` in sluice.yml (see `sluice init` for an example)"
+                        .to_string(),
+                ),
+            )
+        } else {
+            UserError::error(
+                format!("Nothing matches {}", selection.patterns.join(", ")),
+                Some(format!("the project's streams: {}", known.join(", "))),
+            )
+        });
+    }
+
+    // Build every connector first: a configuration mistake fails before any data moves.
+    let mut sources: HashMap<String, Arc<dyn Source>> = HashMap::new();
+    let mut destinations: HashMap<String, Arc<dyn Destination>> = HashMap::new();
+    let mut jobs = Vec::new();
+    for spec in specs {
+        if !sources.contains_key(&spec.source) {
+            sources.insert(spec.source.clone(), build_source(&project, &spec.source)?);
+        }
+        let dest_name = to
+            .map(str::to_string)
+            .or_else(|| spec.destination.clone())
+            .unwrap_or_else(|| "lake".into());
+        if !destinations.contains_key(&dest_name) {
+            destinations.insert(
+                dest_name.clone(),
+                build_destination(&project, Some(&dest_name))?,
+            );
+        }
+        jobs.push(StreamJob {
+            source: sources[&spec.source].clone(),
+            destination: destinations[&dest_name].clone(),
+            spec,
+            full_refresh,
+        });
+    }
+
+    let _lock = project.lock()?;
+    let store = project.store()?;
+    let abandoned = store.mark_abandoned()?;
+    if abandoned > 0 {
+        reporter.warn(&format!(
+            "{abandoned} earlier run(s) had been killed; marked failed"
+        ));
+    }
+    let run_id = uuid::Uuid::now_v7().to_string();
+    store.start_run(&run_id, command)?;
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let ctrl_c_reporter = reporter.clone();
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            ctrl_c_reporter
+                .warn("stopping: nothing half-written will be committed (Ctrl-C again to force)");
+            let _ = cancel_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let secrets = project.loaded.clone();
+    let ctx = RunContext {
+        run_id: run_id.clone(),
+        store: Arc::new(Mutex::new(store)),
+        reporter: reporter.clone(),
+        cancel: cancel_rx,
+        redact: Arc::new(move |t: &str| secrets.redact(t)),
+    };
+    let parallelism = project.config().defaults.parallelism.unwrap_or(2).max(1);
+    let started = Instant::now();
+    let ctx_ref = &ctx;
+    let mut outcomes: Vec<(usize, StreamOutcome)> =
+        futures::stream::iter(jobs.into_iter().enumerate())
+            .map(|(i, job)| async move { (i, run_stream(ctx_ref, job).await) })
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
+    outcomes.sort_by_key(|(i, _)| *i);
+    let outcomes: Vec<StreamOutcome> = outcomes.into_iter().map(|(_, o)| o).collect();
+    ctrl_c.abort();
+
+    let status = if outcomes.iter().any(|o| o.status == RunStatus::Cancelled) {
+        RunStatus::Cancelled
+    } else if outcomes.iter().any(|o| o.status == RunStatus::Failed) {
+        RunStatus::Failed
+    } else {
+        RunStatus::Success
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = json!({
+        "run_id": run_id,
+        "status": status,
+        "seconds": seconds,
+        "streams": outcomes,
+    });
+    let first_error = outcomes.iter().find_map(|o| o.error.clone());
+    if let Ok(store) = ctx.store.lock()
+        && let Err(e) = store.finish_run(&run_id, status, first_error.as_deref(), &summary)
+    {
+        reporter.warn(&format!("could not record the run: {e}"));
+    }
+    if reporter.json() {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(reporter, &run_id, &outcomes, seconds);
+    }
+    Ok(if status == RunStatus::Success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The summary table, then per-stream notes (errors, quarantine, schema changes).
+pub fn print_summary(reporter: &Reporter, run_id: &str, outcomes: &[StreamOutcome], seconds: f64) {
+    let mut t = table(&[
+        "stream",
+        "table",
+        "mode",
+        "read",
+        "written",
+        "quarantined",
+        "skipped",
+        "time",
+        "rows/s",
+        "status",
+    ]);
+    for o in outcomes {
+        t.add_row(vec![
+            o.stream.clone(),
+            if o.destination == "lake" {
+                o.table.clone()
+            } else {
+                format!("{} ({})", o.location, o.destination)
+            },
+            o.write_mode.clone(),
+            thousands(o.rows_read),
+            thousands(o.rows_written),
+            thousands(o.rows_quarantined),
+            thousands(o.rows_skipped),
+            format!("{:.2}s", o.seconds),
+            thousands(o.rows_per_second as u64),
+            match o.status {
+                RunStatus::Success => "ok".to_string(),
+                RunStatus::Failed => "FAILED".to_string(),
+                RunStatus::Cancelled => "cancelled".to_string(),
+                RunStatus::Running => "running".to_string(),
+            },
+        ]);
+    }
+    println!("{t}");
+    let ok = outcomes
+        .iter()
+        .filter(|o| o.status == RunStatus::Success)
+        .count();
+    let rows: u64 = outcomes.iter().map(|o| o.rows_written).sum();
+    let bytes: u64 = outcomes.iter().map(|o| o.bytes_read).sum();
+    println!(
+        "run {run_id}: {ok}/{} streams ok, {} rows written, {} read in {seconds:.2}s",
+        outcomes.len(),
+        thousands(rows),
+        human_bytes(bytes)
+    );
+    for o in outcomes {
+        for change in &o.schema_changes {
+            println!("  {}: {change}", o.stream);
+        }
+        if o.rows_quarantined > 0 && o.destination == "lake" {
+            println!(
+                "  {}: {} rows quarantined; see them with: sluice sql \"SELECT line, \\\"column\\\", value, reason FROM {}__quarantine WHERE run_id = '{run_id}'\"",
+                o.stream,
+                thousands(o.rows_quarantined),
+                o.table
+            );
+        } else if o.rows_quarantined > 0 {
+            println!(
+                "  {}: {} rows quarantined next to {}",
+                o.stream,
+                thousands(o.rows_quarantined),
+                o.location
+            );
+        }
+        if let Some(e) = &o.error {
+            reporter.line(&format!("error: {}: {e}", o.stream));
+            if let Some(h) = &o.hint {
+                reporter.line(&format!("hint: {h}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! The extract-load engine: one stream from a source to a destination.
+//!
+//! ```text
+//!  reconcile state ── store's bookmark vs the checkpoint committed in the table
+//!        │              (the table wins: it was written atomically with the data)
+//!        ▼
+//!  Source::read ─► Schema │ Batch │ Quarantine │ Checkpoint │ Progress
+//!        │            │       │          │            │
+//!        │     keys exist?  NULL keys → quarantine / error
+//!        ▼            ▼       ▼          ▼            ▼
+//!  StreamWriter:   write(∅)  write     quarantine   checkpoint(seq) ─► Committed ─► store.put_state
+//!  at the end: finish() ─► Committed ─► store.put_state;  on error or Ctrl-C: abort()
+//! ```
+//!
+//! Invariants kept here: state advances only for checkpoints the destination
+//! reports committed; rows read = rows written + rows quarantined for every
+//! successful stream (checked, and reported if not).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Result;
+use arrow::array::{Array, BooleanArray, RecordBatch};
+use arrow::compute::{filter_record_batch, is_null, not, or};
+use futures::StreamExt;
+use serde::Serialize;
+use sluice_core::config::{OnError, StreamSpec, WriteMode};
+use sluice_core::connector::{
+    Committed, CommittedState, ConnectorError, Destination, Message, ReadRequest, RecordLocation,
+    Source, StreamState, WriteRequest,
+};
+use sluice_core::quarantine::{QuarantineBuilder, QuarantinedRow};
+use sluice_store::{RunStatus, Store, StreamRunRecord};
+use tokio::sync::watch;
+
+use crate::output::Reporter;
+use crate::progress::StreamProgress;
+
+/// `run_id` of state entries written by `sluice state set|clear`.
+pub const MANUAL_RUN_ID: &str = "manual";
+
+/// What every stream of a run shares.
+#[derive(Clone)]
+pub struct RunContext {
+    /// This run.
+    pub run_id: String,
+    /// The store (state and history).
+    pub store: Arc<Mutex<Store>>,
+    /// Output.
+    pub reporter: Reporter,
+    /// Becomes `true` on Ctrl-C.
+    pub cancel: watch::Receiver<bool>,
+    /// Redacts secrets from texts that are printed or stored.
+    pub redact: Arc<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+/// One stream to load.
+pub struct StreamJob {
+    /// The resolved stream.
+    pub spec: StreamSpec,
+    /// Its source.
+    pub source: Arc<dyn Source>,
+    /// Its destination.
+    pub destination: Arc<dyn Destination>,
+    /// Ignore state and replace the table.
+    pub full_refresh: bool,
+}
+
+/// What one stream did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamOutcome {
+    /// `<source>.<stream>`.
+    pub stream: String,
+    /// Target table.
+    pub table: String,
+    /// Destination type.
+    pub destination: String,
+    /// Where the table lives.
+    pub location: String,
+    /// Write mode.
+    pub write_mode: String,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Rows read from the source (written + quarantined).
+    pub rows_read: u64,
+    /// Rows committed.
+    pub rows_written: u64,
+    /// Rows quarantined.
+    pub rows_quarantined: u64,
+    /// Rows skipped as already loaded (cursor at its bookmark).
+    pub rows_skipped: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Files (or units) read.
+    pub files: u64,
+    /// Commits made.
+    pub commits: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Rows read per second.
+    pub rows_per_second: f64,
+    /// Schema changes applied.
+    pub schema_changes: Vec<String>,
+    /// The last committed position.
+    pub position: Option<String>,
+    /// The error, if the stream failed.
+    pub error: Option<String>,
+    /// The error's hint.
+    pub hint: Option<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    rows_read: u64,
+    rows_written: u64,
+    rows_quarantined: u64,
+    rows_skipped: u64,
+    bytes: u64,
+    files: u64,
+    commits: u64,
+    changes: Vec<String>,
+    position: Option<String>,
+}
+
+/// Load one stream; never fails as a whole — the outcome carries the error.
+pub async fn run_stream(ctx: &RunContext, job: StreamJob) -> StreamOutcome {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let id = job.spec.id();
+    let mut progress = StreamProgress::new(&ctx.reporter, &id);
+    let mut counters = Counters::default();
+    let result = load(ctx, &job, &mut counters, &mut progress).await;
+    progress.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let (status, error, hint) = match &result {
+        Ok(()) => (RunStatus::Success, None, None),
+        Err(e) => {
+            let cancelled = e
+                .downcast_ref::<ConnectorError>()
+                .is_some_and(|c| matches!(c, ConnectorError::Cancelled));
+            let status = if cancelled {
+                RunStatus::Cancelled
+            } else {
+                RunStatus::Failed
+            };
+            let mut text = (ctx.redact)(&format!("{e}"));
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !text.contains(&c) {
+                    text.push_str(&format!(": {}", (ctx.redact)(&c)));
+                }
+            }
+            (status, Some(text), crate::output::hint_of(e))
+        }
+    };
+    let outcome = StreamOutcome {
+        stream: id.clone(),
+        table: job.spec.table.to_string(),
+        destination: job.destination.kind().to_string(),
+        location: job.destination.describe(&job.spec.table),
+        write_mode: if job.full_refresh {
+            format!("{} (full refresh)", job.spec.write_mode)
+        } else {
+            job.spec.write_mode.to_string()
+        },
+        status,
+        rows_read: counters.rows_read,
+        rows_written: counters.rows_written,
+        rows_quarantined: counters.rows_quarantined,
+        rows_skipped: counters.rows_skipped,
+        bytes_read: counters.bytes,
+        files: counters.files,
+        commits: counters.commits,
+        seconds,
+        rows_per_second: if seconds > 0.0 {
+            counters.rows_read as f64 / seconds
+        } else {
+            0.0
+        },
+        schema_changes: counters.changes,
+        position: counters.position,
+        error,
+        hint,
+    };
+    let record = StreamRunRecord {
+        stream_id: id,
+        target: if outcome.destination == "lake" {
+            outcome.table.clone()
+        } else {
+            outcome.location.clone()
+        },
+        rows_read: outcome.rows_read,
+        rows_written: outcome.rows_written,
+        rows_quarantined: outcome.rows_quarantined,
+        rows_skipped: outcome.rows_skipped,
+        bytes_read: outcome.bytes_read,
+        files: outcome.files,
+        commits: outcome.commits,
+        error: outcome.error.clone(),
+    };
+    if let Ok(store) = ctx.store.lock()
+        && let Err(e) = store.record_stream(&ctx.run_id, status, &started_at, &record)
+    {
+        tracing::warn!("could not record the stream in the run history: {e}");
+    }
+    outcome
+}
+
+/// Decide where the stream starts: the store's bookmark, reconciled with
+/// the checkpoint committed in the destination. Returns (state, last seq).
+async fn reconcile(ctx: &RunContext, job: &StreamJob) -> Result<(Option<StreamState>, u64)> {
+    let id = job.spec.id();
+    let stored = ctx
+        .store
+        .lock()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?
+        .get_state(&id)?;
+    let committed = job
+        .destination
+        .committed_state(&job.spec.table, &id)
+        .await?;
+    let committed_seq = match &committed {
+        CommittedState::Table(Some(s)) => s.seq,
+        _ => 0,
+    };
+    let last_seq = stored.as_ref().map_or(0, |s| s.seq).max(committed_seq);
+    if job.full_refresh || job.spec.write_mode == WriteMode::Overwrite {
+        return Ok((None, last_seq));
+    }
+    // A manual `sluice state set|clear` newer than the table's checkpoint wins.
+    if let Some(s) = &stored
+        && s.run_id.as_deref() == Some(MANUAL_RUN_ID)
+        && s.seq > committed_seq
+    {
+        let state = (!s.value.is_null()).then(|| s.clone());
+        return Ok((state, last_seq));
+    }
+    let state = match committed {
+        CommittedState::NotTracked => stored,
+        CommittedState::NoTable => {
+            if stored.is_some() {
+                tracing::info!(
+                    "{id}: table `{}` does not exist; reading from the start",
+                    job.spec.table
+                );
+            }
+            None
+        }
+        CommittedState::Table(None) => {
+            if stored.is_some() {
+                tracing::warn!(
+                    "{id}: table `{}` has no checkpoint of this stream (replaced outside Sluice?); reading from the start",
+                    job.spec.table
+                );
+            }
+            None
+        }
+        CommittedState::Table(Some(table_state)) => {
+            if stored.as_ref().map(|s| s.seq) != Some(table_state.seq) {
+                tracing::info!(
+                    "{id}: the state store was behind the table (checkpoint {} vs {}); continuing from the table's checkpoint",
+                    table_state.seq,
+                    stored.as_ref().map_or(0, |s| s.seq)
+                );
+                ctx.store
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("store lock poisoned"))?
+                    .put_state(&id, &table_state)?;
+            }
+            Some(table_state)
+        }
+    };
+    Ok((state, last_seq))
+}
+
+async fn load(
+    ctx: &RunContext,
+    job: &StreamJob,
+    counters: &mut Counters,
+    progress: &mut StreamProgress,
+) -> Result<()> {
+    let spec = &job.spec;
+    let id = spec.id();
+    if !job.destination.supports(spec.write_mode) {
+        return Err(ConnectorError::Unsupported {
+            connector: job.destination.kind(),
+            what: format!("`write_mode: {}`", spec.write_mode),
+            hint: Some(
+                "load into the lake (the default destination), or change the stream's `write_mode`"
+                    .into(),
+            ),
+        }
+        .into());
+    }
+    let (state, mut seq) = reconcile(ctx, job).await?;
+    let known_schema = if job.full_refresh {
+        None
+    } else {
+        job.destination.table_schema(&spec.table).await?
+    };
+    let mut messages = job
+        .source
+        .read(ReadRequest {
+            stream: spec.stream.clone(),
+            state: state.map(|s| s.value),
+            on_error: spec.on_error,
+            batch_size: spec.batch_size,
+            known_schema,
+        })
+        .await?;
+    let mut writer = job
+        .destination
+        .open(WriteRequest {
+            table: spec.table.clone(),
+            mode: spec.write_mode,
+            primary_key: spec.primary_key.clone(),
+            full_refresh: job.full_refresh,
+            run_id: ctx.run_id.clone(),
+            stream_id: id.clone(),
+            evolution: spec.evolution,
+        })
+        .await?;
+    let mut cancel = ctx.cancel.clone();
+    let mut checkpoints = 0u64;
+    let result: Result<()> = async {
+        loop {
+            let next = tokio::select! {
+                m = messages.next() => m,
+                _ = cancel.wait_for(|c| *c) => return Err(ConnectorError::Cancelled.into()),
+            };
+            let Some(message) = next else { break };
+            match message? {
+                Message::Schema(schema) => {
+                    check_keys(spec, &schema)?;
+                    writer.write(RecordBatch::new_empty(schema)).await?;
+                }
+                Message::Batch(batch) => {
+                    let n = batch.num_rows() as u64;
+                    counters.rows_read += n;
+                    progress.advance(0, n);
+                    let (good, bad) = split_null_keys(spec, batch)?;
+                    if let Some(bad) = bad {
+                        writer.quarantine(bad).await?;
+                    }
+                    writer.write(good).await?;
+                }
+                Message::Quarantine(rows) => {
+                    let n = rows.num_rows() as u64;
+                    counters.rows_read += n;
+                    progress.advance(0, n);
+                    writer.quarantine(rows).await?;
+                }
+                Message::Checkpoint(cp) => {
+                    seq += 1;
+                    checkpoints += 1;
+                    if let Some(c) = writer.checkpoint(seq, &cp).await? {
+                        on_commit(ctx, &id, c, counters)?;
+                    }
+                }
+                Message::Progress(p) => {
+                    if let Some(total) = p.total_bytes {
+                        progress.set_total(total);
+                    }
+                    counters.bytes += p.bytes;
+                    counters.files += p.files;
+                    counters.rows_skipped += p.rows_skipped;
+                    progress.advance(p.bytes, 0);
+                }
+            }
+        }
+        if checkpoints == 0 {
+            return Err(ConnectorError::Internal(format!(
+                "the `{}` source ended stream `{id}` without a checkpoint",
+                job.source.kind()
+            ))
+            .into());
+        }
+        progress.status("committing");
+        if let Some(c) = writer.finish().await? {
+            on_commit(ctx, &id, c, counters)?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        writer.abort().await;
+        return Err(e);
+    }
+    let accounted = counters.rows_written + counters.rows_quarantined;
+    if accounted != counters.rows_read {
+        return Err(ConnectorError::Internal(format!(
+            "stream `{id}` read {} rows but committed {} and quarantined {}",
+            counters.rows_read, counters.rows_written, counters.rows_quarantined
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn on_commit(ctx: &RunContext, id: &str, c: Committed, counters: &mut Counters) -> Result<()> {
+    counters.commits += 1;
+    counters.rows_written += c.rows;
+    counters.rows_quarantined += c.quarantined;
+    counters
+        .changes
+        .extend(c.changes.iter().map(ToString::to_string));
+    for change in &c.changes {
+        tracing::info!("{id}: {change}");
+    }
+    counters.position = Some(c.checkpoint.position.clone());
+    let state = StreamState {
+        seq: c.seq,
+        value: c.checkpoint.state,
+        run_id: Some(ctx.run_id.clone()),
+    };
+    ctx.store
+        .lock()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?
+        .put_state(id, &state)?;
+    Ok(())
+}
+
+/// Key columns must exist before any row is written.
+fn check_keys(
+    spec: &StreamSpec,
+    schema: &arrow::datatypes::SchemaRef,
+) -> Result<(), ConnectorError> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    for key in &spec.primary_key {
+        if !names.contains(&key.as_str()) {
+            let hint = match sluice_core::config::suggest::did_you_mean(key, names.iter().copied())
+            {
+                Some(s) => format!("did you mean `{s}`? Fix `primary_key` of the stream"),
+                None => format!("the stream's columns are: {}", names.join(", ")),
+            };
+            return Err(ConnectorError::config(
+                format!(
+                    "Stream `{}`: primary key column `{key}` is not among its columns",
+                    spec.id()
+                ),
+                Some(hint),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Rows with a NULL in a key column cannot be merged (NULL matches nothing):
+/// they are quarantined, or stop the stream, per `on_error`.
+fn split_null_keys(
+    spec: &StreamSpec,
+    batch: RecordBatch,
+) -> Result<(RecordBatch, Option<RecordBatch>)> {
+    if spec.primary_key.is_empty() || batch.num_rows() == 0 {
+        return Ok((batch, None));
+    }
+    let mut mask: Option<BooleanArray> = None;
+    let mut null_keys = Vec::new();
+    for key in &spec.primary_key {
+        let col = batch
+            .column_by_name(key)
+            .ok_or_else(|| anyhow::anyhow!("key column `{key}` vanished"))?;
+        if col.null_count() == 0 {
+            continue;
+        }
+        null_keys.push(key.clone());
+        let nulls = is_null(col)?;
+        mask = Some(match mask {
+            None => nulls,
+            Some(m) => or(&m, &nulls)?,
+        });
+    }
+    let Some(bad_mask) = mask else {
+        return Ok((batch, None));
+    };
+    let bad = filter_record_batch(&batch, &bad_mask)?;
+    let reason = format!("primary key `{}` is NULL", null_keys.join("`, `"));
+    if spec.on_error == OnError::Fail {
+        let first = rows_as_json(&bad)?.into_iter().next().unwrap_or_default();
+        return Err(ConnectorError::BadRecord {
+            location: RecordLocation {
+                column: null_keys.first().cloned(),
+                ..Default::default()
+            },
+            message: format!("Stream `{}`: {} rows have a {reason} (first: {first})", spec.id(), bad.num_rows()),
+            hint: Some("rows without a key cannot be merged; fix the data, or set `on_error: quarantine` to set them aside".into()),
+        }
+        .into());
+    }
+    let mut q = QuarantineBuilder::default();
+    for record in rows_as_json(&bad)? {
+        q.push(&QuarantinedRow {
+            column: null_keys.first().cloned(),
+            reason: reason.clone(),
+            record: Some(record),
+            ..Default::default()
+        });
+    }
+    let good = filter_record_batch(&batch, &not(&bad_mask)?)?;
+    Ok((good, Some(q.finish()?)))
+}
+
+fn rows_as_json(batch: &RecordBatch) -> Result<Vec<String>> {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+        w.write(batch)?;
+        w.finish()?;
+    }
+    Ok(String::from_utf8_lossy(&buf)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Whether any outcome failed.
+pub fn any_failed(outcomes: &[StreamOutcome]) -> bool {
+    outcomes.iter().any(|o| o.status != RunStatus::Success)
+}

@@ -1,0 +1,150 @@
+//! The explicit registry of built-in connectors.
+//!
+//! Every connector Sluice ships is listed in [`registry`], and built by
+//! [`build_source`] / [`build_destination`] — plain functions, no
+//! registration magic. Adding a connector means adding a line to each.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::Serialize;
+use sluice_connectors::FileSource;
+use sluice_connectors::file_dest::FileDestination;
+use sluice_core::config::{DestinationConfig, SourceConfig};
+use sluice_core::connector::{Destination, Source};
+use sluice_lake::{Lake, LakeDestination};
+
+use crate::output::UserError;
+use crate::project::Project;
+
+/// Whether a connector reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads (a source).
+    Source,
+    /// Writes (a destination).
+    Destination,
+}
+
+/// One built-in connector.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorEntry {
+    /// Its `type:`.
+    pub kind: &'static str,
+    /// Source or destination.
+    pub role: Role,
+    /// Write modes (destinations).
+    pub modes: &'static str,
+    /// Delivery guarantee (destinations).
+    pub delivery: &'static str,
+    /// What it is.
+    pub about: &'static str,
+}
+
+/// Every built-in connector.
+pub fn registry() -> Vec<ConnectorEntry> {
+    vec![
+        ConnectorEntry {
+            kind: "files",
+            role: Role::Source,
+            modes: "",
+            delivery: "",
+            about: "CSV, JSON Lines and Parquet files matched by glob; incremental by new/changed file or cursor column",
+        },
+        ConnectorEntry {
+            kind: "lake",
+            role: Role::Destination,
+            modes: "append, overwrite, merge",
+            delivery: "exactly-once (checkpoint in the Delta commit)",
+            about: "Delta tables under .sluice/lake (the default) or another location",
+        },
+        ConnectorEntry {
+            kind: "parquet",
+            role: Role::Destination,
+            modes: "append, overwrite",
+            delivery: "at-least-once",
+            about: "a folder of Parquet files per table",
+        },
+        ConnectorEntry {
+            kind: "csv",
+            role: Role::Destination,
+            modes: "append, overwrite",
+            delivery: "at-least-once",
+            about: "a folder of CSV files (with header) per table",
+        },
+        ConnectorEntry {
+            kind: "jsonl",
+            role: Role::Destination,
+            modes: "append, overwrite",
+            delivery: "at-least-once",
+            about: "a folder of JSON Lines files per table",
+        },
+    ]
+}
+
+/// Build the source named `name`.
+pub fn build_source(project: &Project, name: &str) -> Result<Arc<dyn Source>> {
+    let config = project
+        .config()
+        .sources
+        .0
+        .get(name)
+        .ok_or_else(|| unknown_source(project, name))?;
+    match config {
+        SourceConfig::Files(files) => {
+            let source = FileSource::new(name, files, &project.dir)?
+                .with_defaults(&project.config().defaults.stream_options())?;
+            Ok(Arc::new(source))
+        }
+    }
+}
+
+/// Build a destination: `None` or `lake` is the project's lake.
+pub fn build_destination(project: &Project, name: Option<&str>) -> Result<Arc<dyn Destination>> {
+    let Some(name) = name.filter(|n| *n != "lake") else {
+        return Ok(Arc::new(LakeDestination::new(project.lake.clone())));
+    };
+    let config = project.config().destinations.0.get(name).ok_or_else(|| {
+        let known: Vec<&str> = project
+            .config()
+            .destinations
+            .0
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let hint = sluice_core::config::suggest::did_you_mean(name, known.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| {
+                format!(
+                    "define it under `destinations:` in sluice.yml (known: lake{})",
+                    known.iter().map(|k| format!(", {k}")).collect::<String>()
+                )
+            });
+        UserError::error(format!("No destination named `{name}`"), Some(hint))
+    })?;
+    Ok(match config {
+        DestinationConfig::Lake(l) => {
+            let lake = Lake::from_config(&project.dir, Some(&l.url), l.options.clone())?;
+            Arc::new(LakeDestination::new(lake))
+        }
+        DestinationConfig::Files(f) => Arc::new(FileDestination::new(f, &project.dir)?),
+    })
+}
+
+/// The error for a source that is not in the project.
+pub fn unknown_source(project: &Project, name: &str) -> anyhow::Error {
+    let known: Vec<&str> = project
+        .config()
+        .sources
+        .0
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let hint = match sluice_core::config::suggest::did_you_mean(name, known.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None if known.is_empty() => "add one under `sources:` in sluice.yml".to_string(),
+        None => format!("the project's sources: {}", known.join(", ")),
+    };
+    UserError::error(format!("No source named `{name}`"), Some(hint))
+}
