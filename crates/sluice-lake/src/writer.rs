@@ -42,6 +42,21 @@ use crate::schema::lake_schema;
 pub const COMMIT_BYTES: usize = 256 * 1024 * 1024;
 /// Time since the last commit that triggers a commit at the next checkpoint.
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(60);
+/// The commit thresholds: [`COMMIT_BYTES`] and [`COMMIT_INTERVAL`], or
+/// `SLUICE_COMMIT_BYTES` / `SLUICE_COMMIT_SECONDS` from the environment
+/// (smaller values: more, smaller commits and less to redo after a crash).
+pub fn commit_thresholds() -> (usize, Duration) {
+    let bytes = std::env::var("SLUICE_COMMIT_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(COMMIT_BYTES);
+    let interval = std::env::var("SLUICE_COMMIT_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(COMMIT_INTERVAL, Duration::from_secs_f64);
+    (bytes, interval)
+}
+
 /// Data files roll over at this size.
 const TARGET_FILE_SIZE: u64 = 256 * 1024 * 1024;
 /// Rows per parquet row group.
@@ -254,7 +269,8 @@ impl LakeStreamWriter {
     fn should_commit(&self) -> bool {
         let pending_bytes = self.data.as_ref().map_or(0, FileSink::buffered_bytes)
             + self.stager.as_ref().map_or(0, Stager::buffered_bytes);
-        pending_bytes >= COMMIT_BYTES || self.last_commit.elapsed() >= COMMIT_INTERVAL
+        let (bytes, interval) = commit_thresholds();
+        pending_bytes >= bytes || self.last_commit.elapsed() >= interval
     }
 
     /// Make everything pending durable under checkpoint `seq`.
