@@ -16,7 +16,10 @@
 //! | `total-bytes-once` | `Progress::total_bytes` is sent at most once |
 //! | `incremental-reread` | reading again from the final state sends no row (incremental streams) |
 //!
-//! Every connector's tests call it on real data.
+//! Every connector's tests call it on real data. Destinations have their own
+//! check, [`destination::check_destination`].
+
+pub mod destination;
 
 use futures::StreamExt;
 use serde_json::Value;

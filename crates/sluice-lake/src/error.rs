@@ -89,9 +89,9 @@ impl Classify for LakeError {
             LakeError::NoSuchTable(_) => {
                 Some("`sluice tables` lists the tables; `sluice run` loads them".into())
             }
-            LakeError::Location { .. } => Some(
-                "set `lake: { url: … }` in sluice.yml to a folder or an object-store URL".into(),
-            ),
+            LakeError::Location { .. } => {
+                Some("set `lake: { url: … }` in sluice.yml to a folder (or a `file://` URL)".into())
+            }
             _ => None,
         }
     }

@@ -173,6 +173,7 @@ impl Stager {
         lake: &Lake,
         schema: &SchemaRef,
         keys: &[String],
+        incoming: &std::collections::BTreeSet<String>,
         meta: &CommitMeta,
     ) -> Result<u64> {
         let Some(df) = self.deduped(table, schema, keys).await? else {
@@ -231,6 +232,13 @@ impl Stager {
                 message: "merge needs a primary key".into(),
             })?;
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        // Matched rows: update only what the source sent; a column it did not
+        // send keeps its value (inserts get NULL there).
+        let updated: Vec<String> = columns
+            .iter()
+            .filter(|c| incoming.contains(*c))
+            .cloned()
+            .collect();
         let (merged, _metrics) = table
             .clone()
             .merge(df, predicate)
@@ -238,7 +246,7 @@ impl Stager {
             .with_target_alias("target")
             .with_commit_properties(commit_properties(Some(meta))?)
             .when_matched_update(|u| {
-                columns
+                updated
                     .iter()
                     .fold(u, |u, c| u.update(Column::new_unqualified(c), source(c)))
             })

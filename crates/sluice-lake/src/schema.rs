@@ -15,7 +15,7 @@
 //! | time32 / time64 | string `HH:MM:SS[.ffffff]` |
 //! | large/view strings and binaries | string / binary |
 //! | dictionary | its value type |
-//! | null (a column that was empty everywhere) | string |
+//! | null (a column that was empty everywhere) | the table's type if it has the column, else string ([`null_to_string`]) |
 
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ fn lake_type(t: &DataType) -> DataType {
             tz.as_ref().map(|z| norm_tz(z).into()),
         ),
         Date64 => Date32,
-        Time32(_) | Time64(_) | Null | LargeUtf8 | Utf8View => Utf8,
+        Time32(_) | Time64(_) | LargeUtf8 | Utf8View => Utf8,
         LargeBinary | BinaryView | FixedSizeBinary(_) => Binary,
         Dictionary(_, v) => lake_type(v),
         Struct(fields) => Struct(fields.iter().map(|f| lake_field(f)).collect()),
@@ -58,6 +58,27 @@ fn lake_type(t: &DataType) -> DataType {
         Decimal256(p, s) if *p <= 38 => Decimal128(*p, *s),
         other => other.clone(),
     }
+}
+
+/// Columns still of the NULL type (empty everywhere, new to the table) are
+/// stored as strings: Delta has no NULL type.
+pub fn null_to_string(schema: SchemaRef) -> SchemaRef {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Null)
+    {
+        return schema;
+    }
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Null => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8)),
+            _ => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 fn norm_tz(tz: &str) -> &str {
@@ -84,13 +105,14 @@ mod tests {
             Field::new("k", DataType::Time64(TimeUnit::Microsecond), true),
         ]);
         let l = lake_schema(&s);
+        assert_eq!(l.field(3).data_type(), &DataType::Utf8);
         assert_eq!(l.field(0).data_type(), &DataType::Int64);
         assert!(l.field(0).is_nullable());
         assert_eq!(
             l.field(1).data_type(),
             &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
         );
-        assert_eq!(l.field(2).data_type(), &DataType::Utf8);
-        assert_eq!(l.field(3).data_type(), &DataType::Utf8);
+        assert_eq!(l.field(2).data_type(), &DataType::Null);
+        assert_eq!(null_to_string(l).field(2).data_type(), &DataType::Utf8);
     }
 }

@@ -388,3 +388,80 @@ async fn empty_stream_with_schema_creates_an_empty_table() {
     assert_eq!(cols, 2);
     let _ = batches.first().map(|b| b.column(0).len());
 }
+
+#[tokio::test]
+async fn lake_passes_the_destination_conformance_check() {
+    use sluice_connectors::conformance::destination::{DestinationCheck, check_destination};
+    let (_d, lake, dest) = setup();
+    let count = |t: TableName| {
+        let lake = lake.clone();
+        async move {
+            let rows = rows_of(&lake, &format!("SELECT count(*) FROM {t}")).await;
+            rows[0].parse::<u64>().unwrap()
+        }
+    };
+    check_destination(
+        &dest,
+        DestinationCheck {
+            table: TableName::new("conformance", "t"),
+            tracks_state: true,
+            count_rows: &count,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn merge_keeps_columns_the_source_did_not_send() {
+    let (_d, lake, dest) = setup();
+    write_all(
+        &dest,
+        request(WriteMode::Merge),
+        vec![batch(&[1, 2], &["a", "b"])],
+        1,
+    )
+    .await;
+    let ids_only = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)])),
+        vec![Arc::new(Int64Array::from(vec![2, 3]))],
+    )
+    .unwrap();
+    write_all(&dest, request(WriteMode::Merge), vec![ids_only], 2).await;
+    assert_eq!(
+        rows_of(&lake, "SELECT id, name FROM shop.orders ORDER BY id").await,
+        ["1|a", "2|b", "3|"]
+    );
+}
+
+#[tokio::test]
+async fn all_null_columns_take_the_table_type() {
+    let (_d, lake, dest) = setup();
+    write_all(
+        &dest,
+        request(WriteMode::Append),
+        vec![batch(&[1], &["a"])],
+        1,
+    )
+    .await;
+    let nulls = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Null, true),
+            Field::new("extra", DataType::Null, true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(arrow::array::NullArray::new(1)),
+            Arc::new(arrow::array::NullArray::new(1)),
+        ],
+    )
+    .unwrap();
+    let c = write_all(&dest, request(WriteMode::Append), vec![nulls], 2).await;
+    assert_eq!(c.changes.len(), 1, "{:?}", c.changes);
+    assert_eq!(c.changes[0].to_string(), "added column `extra` (string)");
+    assert_eq!(
+        rows_of(&lake, "SELECT count(*) FROM shop.orders WHERE name IS NULL").await,
+        ["1"]
+    );
+}

@@ -154,6 +154,9 @@ pub(crate) struct LakeStreamWriter {
     pending_quarantined: u64,
     offered: Option<(u64, Checkpoint)>,
     last_commit: Instant,
+    /// Columns the incoming data had (merge updates only these: a column the
+    /// source did not send keeps its value in matched rows).
+    incoming_columns: std::collections::BTreeSet<String>,
 }
 
 impl LakeStreamWriter {
@@ -188,6 +191,7 @@ impl LakeStreamWriter {
             pending_quarantined: 0,
             offered: None,
             last_commit: Instant::now(),
+            incoming_columns: Default::default(),
         })
     }
 
@@ -217,7 +221,12 @@ impl LakeStreamWriter {
                                 refused,
                             }
                         })?;
-                    for c in evolution.changes {
+                    for mut c in evolution.changes {
+                        if let SchemaChange::Added { data_type, .. } = &mut c
+                            && data_type == &arrow::datatypes::DataType::Null
+                        {
+                            *data_type = arrow::datatypes::DataType::Utf8;
+                        }
                         if !self.changes.contains(&c) {
                             self.changes.push(c);
                         }
@@ -226,6 +235,7 @@ impl LakeStreamWriter {
                 }
             }
         };
+        let target = crate::schema::null_to_string(target);
         if self.schema.as_ref().is_some_and(|s| s == &target) {
             return Ok(target);
         }
@@ -365,7 +375,14 @@ impl LakeStreamWriter {
                 let version = match stager.as_mut() {
                     Some(s) => {
                         let v = s
-                            .merge_into(table, &self.lake, &schema, &self.req.primary_key, meta)
+                            .merge_into(
+                                table,
+                                &self.lake,
+                                &schema,
+                                &self.req.primary_key,
+                                &self.incoming_columns,
+                                meta,
+                            )
                             .await?;
                         s.cleanup().await;
                         v
@@ -448,10 +465,7 @@ impl LakeStreamWriter {
         };
         // A run that died after this commit but before the data commit left
         // these rows already; don't add them twice.
-        if let Some(done) = crate::commit::committed_meta(&table, &meta.stream)
-            .await
-            .ok()
-            .flatten()
+        if let Some(done) = crate::commit::committed_meta(&table, &meta.stream).await?
             && done.seq >= meta.seq
         {
             return Ok(());
@@ -479,6 +493,8 @@ impl LakeStreamWriter {
 impl StreamWriter for LakeStreamWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
         let target = self.accept_schema(&batch.schema()).await?;
+        self.incoming_columns
+            .extend(batch.schema().fields().iter().map(|f| f.name().clone()));
         if batch.num_rows() == 0 {
             return Ok(());
         }

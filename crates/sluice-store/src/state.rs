@@ -119,7 +119,8 @@ impl Store {
     }
 }
 
-/// `shop` matches `shop.orders`; `shop.orders` matches itself only.
+/// `shop` matches `shop.orders`; `shop.orders` matches itself and the
+/// per-destination states `shop.orders@<destination>`.
 fn matches_prefix(stream_id: &str, prefix: Option<&str>) -> bool {
     match prefix {
         None => true,
@@ -127,7 +128,7 @@ fn matches_prefix(stream_id: &str, prefix: Option<&str>) -> bool {
             stream_id == p
                 || stream_id
                     .strip_prefix(p)
-                    .is_some_and(|r| r.starts_with('.'))
+                    .is_some_and(|r| r.starts_with(['.', '@']))
         }
     }
 }

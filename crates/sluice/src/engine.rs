@@ -64,6 +64,10 @@ pub struct StreamJob {
     pub destination: Arc<dyn Destination>,
     /// Ignore state and replace the table.
     pub full_refresh: bool,
+    /// Key of the stream's state in the store: `<source>.<stream>` for its
+    /// own destination, `<source>.<stream>@<destination>` when `--to` sends
+    /// it elsewhere (each destination has its own bookmark).
+    pub state_key: String,
 }
 
 /// What one stream did.
@@ -183,7 +187,7 @@ pub async fn run_stream(ctx: &RunContext, job: StreamJob) -> StreamOutcome {
         hint,
     };
     let record = StreamRunRecord {
-        stream_id: id,
+        stream_id: job.state_key.clone(),
         target: if outcome.destination == "lake" {
             outcome.table.clone()
         } else {
@@ -210,11 +214,12 @@ pub async fn run_stream(ctx: &RunContext, job: StreamJob) -> StreamOutcome {
 /// the checkpoint committed in the destination. Returns (state, last seq).
 async fn reconcile(ctx: &RunContext, job: &StreamJob) -> Result<(Option<StreamState>, u64)> {
     let id = job.spec.id();
+    let key = &job.state_key;
     let stored = ctx
         .store
         .lock()
         .map_err(|_| anyhow::anyhow!("store lock poisoned"))?
-        .get_state(&id)?;
+        .get_state(key)?;
     let committed = job
         .destination
         .committed_state(&job.spec.table, &id)
@@ -265,7 +270,7 @@ async fn reconcile(ctx: &RunContext, job: &StreamJob) -> Result<(Option<StreamSt
                 ctx.store
                     .lock()
                     .map_err(|_| anyhow::anyhow!("store lock poisoned"))?
-                    .put_state(&id, &table_state)?;
+                    .put_state(key, &table_state)?;
             }
             Some(table_state)
         }
@@ -354,7 +359,7 @@ async fn load(
                     seq += 1;
                     checkpoints += 1;
                     if let Some(c) = writer.checkpoint(seq, &cp).await? {
-                        on_commit(ctx, &id, c, counters)?;
+                        on_commit(ctx, &job.state_key, c, counters)?;
                     }
                 }
                 Message::Progress(p) => {
@@ -377,7 +382,7 @@ async fn load(
         }
         progress.status("committing");
         if let Some(c) = writer.finish().await? {
-            on_commit(ctx, &id, c, counters)?;
+            on_commit(ctx, &job.state_key, c, counters)?;
         }
         Ok(())
     }
@@ -397,7 +402,7 @@ async fn load(
     Ok(())
 }
 
-fn on_commit(ctx: &RunContext, id: &str, c: Committed, counters: &mut Counters) -> Result<()> {
+fn on_commit(ctx: &RunContext, key: &str, c: Committed, counters: &mut Counters) -> Result<()> {
     counters.commits += 1;
     counters.rows_written += c.rows;
     counters.rows_quarantined += c.quarantined;
@@ -405,7 +410,7 @@ fn on_commit(ctx: &RunContext, id: &str, c: Committed, counters: &mut Counters) 
         .changes
         .extend(c.changes.iter().map(ToString::to_string));
     for change in &c.changes {
-        tracing::info!("{id}: {change}");
+        tracing::info!("{key}: {change}");
     }
     counters.position = Some(c.checkpoint.position.clone());
     let state = StreamState {
@@ -416,7 +421,7 @@ fn on_commit(ctx: &RunContext, id: &str, c: Committed, counters: &mut Counters) 
     ctx.store
         .lock()
         .map_err(|_| anyhow::anyhow!("store lock poisoned"))?
-        .put_state(id, &state)?;
+        .put_state(key, &state)?;
     Ok(())
 }
 
@@ -483,7 +488,7 @@ fn split_null_keys(
                 ..Default::default()
             },
             message: format!("Stream `{}`: {} rows have a {reason} (first: {first})", spec.id(), bad.num_rows()),
-            hint: Some("rows without a key cannot be merged; fix the data, or set `on_error: quarantine` to set them aside".into()),
+            hint: Some("every row needs its key (it identifies the row for merges and checks); fix the data, or set `on_error: quarantine` to set them aside".into()),
         }
         .into());
     }
@@ -503,7 +508,9 @@ fn split_null_keys(
 fn rows_as_json(batch: &RecordBatch) -> Result<Vec<String>> {
     let mut buf = Vec::new();
     {
-        let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+        let mut w = arrow::json::writer::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
         w.write(batch)?;
         w.finish()?;
     }

@@ -27,6 +27,23 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::cli::Global;
 
+static SECRETS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Register the values substituted from the environment, so that every
+/// error this process prints has them replaced by `***`.
+pub fn set_secrets(secrets: Vec<String>) {
+    let _ = SECRETS.set(secrets.into_iter().filter(|s| s.len() >= 3).collect());
+}
+
+/// `text` with every registered secret replaced by `***`.
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_string();
+    for s in SECRETS.get().into_iter().flatten() {
+        out = out.replace(s.as_str(), "***");
+    }
+    out
+}
+
 /// A user-facing error raised by the CLI itself.
 #[derive(Debug)]
 pub struct UserError {
@@ -155,7 +172,7 @@ impl Reporter {
         if domain_of(e) == Some(ErrorDomain::Internal) {
             out.push_str("\nThis is a bug in Sluice; please report it with the command you ran.");
         }
-        self.line(&out);
+        self.line(&redact(&out));
     }
 }
 
@@ -198,7 +215,14 @@ pub fn domain_of(e: &anyhow::Error) -> Option<ErrorDomain> {
 
 /// Exit code for an error (see the module docs).
 pub fn exit_code_for(e: &anyhow::Error) -> ExitCode {
-    if e.chain().any(|c| c.downcast_ref::<ConfigError>().is_some()) {
+    let config = |c: &(dyn std::error::Error + 'static)| {
+        c.downcast_ref::<ConfigError>().is_some()
+            || matches!(
+                c.downcast_ref::<sluice_lake::LakeError>(),
+                Some(sluice_lake::LakeError::Location { .. })
+            )
+    };
+    if e.chain().any(config) {
         ExitCode::from(2)
     } else {
         ExitCode::from(1)
@@ -211,7 +235,9 @@ pub fn init_logging(global: &Global, reporter: &Reporter) {
         "error"
     } else {
         match global.verbose {
-            0 => "warn,sluice=info,sluice_connectors=info,sluice_lake=info,buoyant_kernel=off",
+            0 => {
+                "warn,sluice=info,sluice_connectors=info,sluice_lake=info,buoyant_kernel=off,deltalake_core=error"
+            }
             1 => "info,sluice=debug,sluice_connectors=debug,sluice_lake=debug,buoyant_kernel=off",
             _ => "debug,sluice=trace,sluice_connectors=trace,sluice_lake=trace",
         }

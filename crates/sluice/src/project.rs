@@ -54,6 +54,7 @@ impl Project {
             .unwrap_or(&file)
             .to_path_buf();
         let loaded = parse_project(&text, &shown, dotenv.as_deref(), |k| std::env::var(k).ok())?;
+        crate::output::set_secrets(loaded.secrets.clone());
         let lake = Lake::from_config(
             &dir,
             loaded.config.lake.url.as_deref(),

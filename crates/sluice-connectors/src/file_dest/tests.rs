@@ -151,3 +151,62 @@ async fn schema_rules_apply_across_runs() {
     let err = w.write(bad).await.unwrap_err();
     assert!(err.to_string().contains("changed type"), "{err}");
 }
+
+#[tokio::test]
+async fn file_destinations_pass_the_conformance_check() {
+    use crate::conformance::destination::{DestinationCheck, check_destination};
+    for kind in ["parquet", "csv", "jsonl"] {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = FileDestination::new(
+            &Cfg {
+                kind: kind.into(),
+                path: "out".into(),
+                compression: None,
+            },
+            dir.path(),
+        )
+        .unwrap();
+        let root = dir.path().join("out");
+        let count = |t: TableName| {
+            let folder = root.join(&t.schema).join(&t.name);
+            async move { count_rows(&folder) }
+        };
+        check_destination(
+            &dest,
+            DestinationCheck {
+                table: TableName::new("conformance", "t"),
+                tracks_state: false,
+                count_rows: &count,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    }
+}
+
+/// Rows in the visible part files of a folder.
+fn count_rows(folder: &std::path::Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with("part-") || name.ends_with(".tmp") {
+            continue;
+        }
+        let path = e.path();
+        n += if name.ends_with(".parquet") {
+            let f = std::fs::File::open(&path).unwrap();
+            parquet::file::reader::SerializedFileReader::new(f)
+                .map(|r| {
+                    parquet::file::reader::FileReader::metadata(&r)
+                        .file_metadata()
+                        .num_rows() as u64
+                })
+                .unwrap()
+        } else if name.ends_with(".csv") {
+            std::fs::read_to_string(&path).unwrap().lines().count() as u64 - 1
+        } else {
+            std::fs::read_to_string(&path).unwrap().lines().count() as u64
+        };
+    }
+    n
+}

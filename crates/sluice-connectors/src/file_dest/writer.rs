@@ -334,6 +334,12 @@ impl StreamWriter for FileStreamWriter {
 
     async fn finish(&mut self) -> Result<Option<Committed>, ConnectorError> {
         let Some((seq, cp)) = self.offered.take() else {
+            if self.pending_rows > 0 || self.pending_quarantined > 0 {
+                return Err(ConnectorError::Internal(format!(
+                    "stream `{}` ended with {} rows after its last checkpoint (the source broke the connector contract)",
+                    self.req.stream_id, self.pending_rows
+                )));
+            }
             return Ok(None);
         };
         let replace = self.req.mode == WriteMode::Overwrite || self.req.full_refresh;

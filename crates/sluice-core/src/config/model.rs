@@ -221,11 +221,12 @@ impl Defaults {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
-    /// A folder (relative to the project) or an object-store URL
-    /// (`s3://bucket/prefix`, `file:///abs/path`). Default `.sluice/lake`.
+    /// A folder (relative to the project), a `file:///abs/path` or a
+    /// `memory://` URL. Default `.sluice/lake`. (Object stores such as
+    /// `s3://` are refused with a clear error until they are built in.)
     #[serde(default)]
     pub url: Option<String>,
-    /// Object-store options (`aws_region`, `aws_endpoint`, …); values may use `${VAR}`.
+    /// Object-store options, passed to the store; values may use `${VAR}`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
 }

@@ -382,7 +382,7 @@ pub struct LakeDestination {
     /// Always `lake`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Folder or object-store URL of the lake.
+    /// Folder (relative to the project), `file://` or `memory://` URL of the lake.
     pub url: String,
     /// Object-store options.
     #[serde(default)]

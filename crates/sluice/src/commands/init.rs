@@ -26,9 +26,9 @@ sources:
     type: files
     path: data/customers.jsonl # JSON Lines; the format comes from the extension
     primary_key: [id]
-    write_mode: merge
+    write_mode: overwrite      # a snapshot: each run replaces the table in one commit
 
-# Where else streams can land (`sluice extract shop --to export`).
+# Where else streams can land (`sluice extract crm --to export`).
 destinations:
   export:
     type: parquet
@@ -43,7 +43,7 @@ sluice tables              # what the lake holds
 sluice sql "SELECT status, count(*) AS orders, sum(amount) AS revenue FROM shop.orders GROUP BY status"
 sluice sql "SELECT line, \"column\", value, reason FROM shop.orders__quarantine"
 sluice run                 # again: nothing new, nothing loaded (files are tracked in state)
-sluice extract shop --to export   # the same stream as Parquet files under export/
+sluice extract crm --to export    # the customers as Parquet files under export/ (own bookmark)
 sluice state show          # bookmarks per stream
 ```
 

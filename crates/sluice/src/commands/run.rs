@@ -102,10 +102,13 @@ pub async fn run(
         if !sources.contains_key(&spec.source) {
             sources.insert(spec.source.clone(), build_source(&project, &spec.source)?);
         }
-        let dest_name = to
-            .map(str::to_string)
-            .or_else(|| spec.destination.clone())
-            .unwrap_or_else(|| "lake".into());
+        let own = spec.destination.clone().unwrap_or_else(|| "lake".into());
+        let dest_name = to.map(str::to_string).unwrap_or_else(|| own.clone());
+        let state_key = if dest_name == own {
+            spec.id()
+        } else {
+            format!("{}@{dest_name}", spec.id())
+        };
         if !destinations.contains_key(&dest_name) {
             destinations.insert(
                 dest_name.clone(),
@@ -117,6 +120,7 @@ pub async fn run(
             destination: destinations[&dest_name].clone(),
             spec,
             full_refresh,
+            state_key,
         });
     }
 

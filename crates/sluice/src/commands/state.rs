@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde_json::json;
+use sluice_core::config::StreamSpec;
 use sluice_core::connector::{CommittedState, StreamState};
+use sluice_store::Store;
 
 use crate::cli::StateAction;
 use crate::engine::MANUAL_RUN_ID;
@@ -66,69 +68,62 @@ pub async fn state(
             println!("{t}");
         }
         StateAction::Set { stream, value } => {
-            let spec = find_stream(&project, &stream)?;
+            let target = find_target(&project, &stream)?;
             let value: serde_json::Value = serde_json::from_str(&value).map_err(|e| {
                 UserError::error(
                     format!("The state is not valid JSON: {e}"),
                     Some("quote it for the shell, e.g. '{\"files\": {}}'".to_string()),
                 )
             })?;
-            let seq = next_seq(&project, &store, &spec).await?;
-            store.put_state(
-                &stream,
-                &StreamState {
-                    seq,
-                    value,
-                    run_id: Some(MANUAL_RUN_ID.into()),
-                },
-            )?;
+            let _lock = project.lock()?;
+            let seq = next_seq(&project, &store, &target).await?;
+            let state = StreamState {
+                seq,
+                value,
+                run_id: Some(MANUAL_RUN_ID.into()),
+            };
+            store.put_state(&target.key, &state)?;
             report(
                 reporter,
-                json!({"stream": stream, "action": "set", "checkpoint": seq}),
-                &format!("State of `{stream}` set; the next run starts from it."),
+                json!({"stream": target.key, "action": "set", "checkpoint": seq}),
+                &format!(
+                    "State of `{}` set; the next run starts from it.",
+                    target.key
+                ),
             );
         }
         StateAction::Clear { stream, all } => {
-            let specs = match (&stream, all) {
+            let targets = match (&stream, all) {
                 (None, false) => {
                     return Err(UserError::error(
                         "Say which state to clear",
                         Some(
-                            "`sluice state clear SOURCE[.STREAM]`, or `--all` for every stream"
+                            "`sluice state clear SOURCE[.STREAM][@DESTINATION]`, or `--all` for every stream"
                                 .to_string(),
                         ),
                     ));
                 }
-                (None, true) => project
-                    .config()
-                    .all_streams()
-                    .map_err(|m| UserError::error(m, None))?,
+                (None, true) => targets_under(&project, &store, None)?,
+                (Some(s), _) if s.contains('@') => vec![find_target(&project, s)?],
                 (Some(s), _) => {
-                    let specs: Vec<_> = project
-                        .config()
-                        .all_streams()
-                        .map_err(|m| UserError::error(m, None))?
-                        .into_iter()
-                        .filter(|x| x.id() == *s || x.source == *s)
-                        .collect();
-                    if specs.is_empty() {
-                        find_stream(&project, s)?;
+                    let targets = targets_under(&project, &store, Some(s))?;
+                    if targets.is_empty() {
+                        find_target(&project, s)?;
                     }
-                    specs
+                    targets
                 }
             };
-            for spec in &specs {
-                let seq = next_seq(&project, &store, spec).await?;
-                store.put_state(
-                    &spec.id(),
-                    &StreamState {
-                        seq,
-                        value: serde_json::Value::Null,
-                        run_id: Some(MANUAL_RUN_ID.into()),
-                    },
-                )?;
+            let _lock = project.lock()?;
+            for target in &targets {
+                let seq = next_seq(&project, &store, target).await?;
+                let state = StreamState {
+                    seq,
+                    value: serde_json::Value::Null,
+                    run_id: Some(MANUAL_RUN_ID.into()),
+                };
+                store.put_state(&target.key, &state)?;
             }
-            let names: Vec<String> = specs.iter().map(|s| s.id()).collect();
+            let names: Vec<String> = targets.iter().map(|t| t.key.clone()).collect();
             report(
                 reporter,
                 json!({"action": "clear", "streams": names}),
@@ -150,29 +145,79 @@ fn report(reporter: &Reporter, value: serde_json::Value, text: &str) {
     }
 }
 
-fn find_stream(project: &Project, id: &str) -> Result<sluice_core::config::StreamSpec> {
+/// A stream's state as stored: for its own destination (`source.stream`) or
+/// for another one it was sent to with `--to` (`source.stream@destination`).
+struct Target {
+    spec: StreamSpec,
+    destination: Option<String>,
+    key: String,
+}
+
+fn find_target(project: &Project, text: &str) -> Result<Target> {
+    let (id, destination) = match text.split_once('@') {
+        Some((id, d)) => (id, Some(d.to_string())),
+        None => (text, None),
+    };
     let all = project
         .config()
         .all_streams()
         .map_err(|m| UserError::error(m, None))?;
-    all.iter().find(|s| s.id() == id).cloned().ok_or_else(|| {
+    let spec = all.iter().find(|s| s.id() == id).cloned().ok_or_else(|| {
         let ids: Vec<String> = all.iter().map(|s| s.id()).collect();
         let hint = sluice_core::config::suggest::did_you_mean(id, ids.iter().map(String::as_str))
             .map(|s| format!("did you mean `{s}`?"))
             .unwrap_or_else(|| format!("streams are named `source.stream`: {}", ids.join(", ")));
         UserError::error(format!("No stream `{id}` in the project"), Some(hint))
+    })?;
+    Ok(Target {
+        key: text.to_string(),
+        spec,
+        destination,
     })
 }
 
-/// A sequence number above both the store's and the table's.
-async fn next_seq(
-    project: &Project,
-    store: &sluice_store::Store,
-    spec: &sluice_core::config::StreamSpec,
-) -> Result<u64> {
-    let stored = store.get_state(&spec.id())?.map_or(0, |s| s.seq);
-    let dest = build_destination(project, spec.destination.as_deref())?;
-    let committed = match dest.committed_state(&spec.table, &spec.id()).await? {
+/// The own state of every matching stream, plus the per-destination states
+/// the store holds for them.
+fn targets_under(project: &Project, store: &Store, prefix: Option<&str>) -> Result<Vec<Target>> {
+    let all = project
+        .config()
+        .all_streams()
+        .map_err(|m| UserError::error(m, None))?;
+    let mut out = Vec::new();
+    for spec in all {
+        if prefix.is_some_and(|p| p != spec.id() && p != spec.source) {
+            continue;
+        }
+        for entry in store.list_states(Some(&spec.id()))? {
+            if let Some((_, d)) = entry.stream_id.split_once('@') {
+                out.push(Target {
+                    spec: spec.clone(),
+                    destination: Some(d.to_string()),
+                    key: entry.stream_id.clone(),
+                });
+            }
+        }
+        out.push(Target {
+            key: spec.id(),
+            spec,
+            destination: None,
+        });
+    }
+    Ok(out)
+}
+
+/// A sequence number above both the store's and the destination table's.
+async fn next_seq(project: &Project, store: &Store, target: &Target) -> Result<u64> {
+    let stored = store.get_state(&target.key)?.map_or(0, |s| s.seq);
+    let destination = target
+        .destination
+        .as_deref()
+        .or(target.spec.destination.as_deref());
+    let dest = build_destination(project, destination)?;
+    let committed = match dest
+        .committed_state(&target.spec.table, &target.spec.id())
+        .await?
+    {
         CommittedState::Table(Some(s)) => s.seq,
         _ => 0,
     };
