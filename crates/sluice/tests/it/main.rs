@@ -1,0 +1,16 @@
+//! CLI integration tests: the real `sluice` binary on fixture projects.
+//!
+//! One test binary for all of them (each links the whole stack).
+
+#![allow(clippy::unwrap_used, reason = "test helpers panic on setup failures")]
+
+mod support;
+
+mod config_errors;
+mod crash;
+mod destinations;
+mod incremental;
+mod malformed;
+mod quickstart;
+mod schema;
+mod sql_state;
