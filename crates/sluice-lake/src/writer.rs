@@ -60,7 +60,7 @@ pub fn commit_thresholds() -> (usize, Duration) {
 /// Data files roll over at this size.
 const TARGET_FILE_SIZE: u64 = 256 * 1024 * 1024;
 /// Rows per parquet row group.
-const ROW_GROUP_ROWS: usize = 512 * 1024;
+const ROW_GROUP_ROWS: usize = 1024 * 1024;
 
 /// Parquet settings for lake files.
 pub(crate) fn writer_properties() -> WriterProperties {
