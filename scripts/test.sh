@@ -22,9 +22,16 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
-# The tests of this release need no server: files in, Delta lake out, SQLite
-# state. (Database and Singer tests, when they land, start their services and
-# Python venvs here, before the test run.)
+# Python tools the tests run (an S3-compatible server for the S3 lake tests),
+# in a venv outside the clone, reinstalled only when the requirements change.
+export SLUICE_TEST_VENV="${SLUICE_TEST_VENV:-$HOME/.cache/sluice-test-venv}"
+req=scripts/test-requirements.txt
+if ! cmp -s "$req" "$SLUICE_TEST_VENV/.requirements" 2>/dev/null; then
+  step "python test tools -> $SLUICE_TEST_VENV"
+  python3 -m venv "$SLUICE_TEST_VENV"
+  "$SLUICE_TEST_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$SLUICE_TEST_VENV/.requirements"
+fi
 
 if [ -z "${FAST:-}" ]; then
   step "cargo fmt --check"

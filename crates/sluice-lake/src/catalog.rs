@@ -1,8 +1,6 @@
 //! What the lake holds: tables, their size, versions and last load.
 
 use chrono::{DateTime, Utc};
-use object_store::ObjectStore;
-use object_store::path::Path;
 use serde::Serialize;
 use sluice_core::TableName;
 
@@ -35,18 +33,9 @@ pub struct TableInfo {
 }
 
 impl Lake {
-    fn store(&self) -> Result<(Box<dyn ObjectStore>, Path)> {
-        object_store::parse_url_opts(self.root(), self.options().iter()).map_err(|e| {
-            LakeError::Location {
-                location: self.root().to_string(),
-                message: e.to_string(),
-            }
-        })
-    }
-
     /// Every table of the lake, sorted by name.
     pub async fn list(&self) -> Result<Vec<TableName>> {
-        let (store, root) = self.store()?;
+        let (store, root) = self.object_store()?;
         let mut out = Vec::new();
         for schema in store
             .list_with_delimiter(Some(&root))

@@ -62,11 +62,21 @@ impl Lake {
         };
         match root.scheme() {
             "file" | "memory" => {}
+            "s3" | "s3a" => {
+                // delta-rs resolves `s3://` tables through these handlers.
+                deltalake::aws::register_handlers(None);
+                if root.host_str().is_none_or(str::is_empty) {
+                    return Err(LakeError::Location {
+                        location: text.to_string(),
+                        message: "an S3 lake needs a bucket: `s3://bucket/prefix`".into(),
+                    });
+                }
+            }
             other => {
                 return Err(LakeError::Location {
                     location: text.to_string(),
                     message: format!(
-                        "`{other}://` lakes are not built into this Sluice yet (supported: local folders, `file://`, `memory://`)"
+                        "`{other}://` lakes are not built into this Sluice (supported: local folders, `file://`, `s3://` and S3-compatible stores, `memory://`)"
                     ),
                 });
             }
@@ -82,6 +92,45 @@ impl Lake {
     /// Object-store options.
     pub fn options(&self) -> &HashMap<String, String> {
         &self.options
+    }
+
+    /// The object store holding the lake, and the lake root's path in it.
+    /// S3 settings come from `lake.options` (`aws_endpoint_url`,
+    /// `aws_region`, `aws_access_key_id`, …) and then from `AWS_*`
+    /// environment variables, as for delta-rs.
+    pub fn object_store(
+        &self,
+    ) -> Result<(
+        std::sync::Arc<dyn object_store::ObjectStore>,
+        object_store::path::Path,
+    )> {
+        use std::str::FromStr;
+
+        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+        let err = |e: object_store::Error| LakeError::Location {
+            location: self.root.to_string(),
+            message: e.to_string(),
+        };
+        match self.root.scheme() {
+            "s3" | "s3a" => {
+                let mut url = self.root.clone();
+                let _ = url.set_scheme("s3");
+                let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+                for (k, v) in &self.options {
+                    if let Ok(key) = AmazonS3ConfigKey::from_str(&k.to_ascii_lowercase()) {
+                        builder = builder.with_config(key, v);
+                    }
+                }
+                let store = builder.build().map_err(err)?;
+                let path = object_store::path::Path::from(self.root.path());
+                Ok((std::sync::Arc::new(store), path))
+            }
+            _ => {
+                let (store, path) =
+                    object_store::parse_url_opts(&self.root, self.options.iter()).map_err(err)?;
+                Ok((std::sync::Arc::from(store), path))
+            }
+        }
     }
 
     /// The lake root as a local path, for `file://` lakes.

@@ -45,7 +45,8 @@ pub struct MissingVar {
     pub unterminated: bool,
 }
 
-/// Replace `${VAR}` / `${VAR:-default}` in `text`.
+/// Replace `${VAR}` / `${VAR:-default}` in `text`, except inside YAML
+/// comments (a commented-out `# url: ${OLD_DB}` must not require `OLD_DB`).
 ///
 /// `lookup` resolves a name (environment first, then `.env`).
 pub fn interpolate(
@@ -54,8 +55,43 @@ pub fn interpolate(
 ) -> Result<Interpolated, MissingVar> {
     let mut out = String::with_capacity(text.len());
     let mut used = BTreeMap::new();
-    let mut rest = text;
-    let mut consumed = 0usize; // bytes of `text` before `rest`
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let cut = comment_start(line).unwrap_or(line.len());
+        interpolate_span(text, offset, &line[..cut], &lookup, &mut out, &mut used)?;
+        out.push_str(&line[cut..]);
+        offset += line.len();
+    }
+    Ok(Interpolated { text: out, used })
+}
+
+/// Byte offset of a YAML comment in `line`: a `#` at the start or after
+/// white space, outside quotes.
+fn comment_start(line: &str) -> Option<usize> {
+    let (mut single, mut double) = (false, false);
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single && prev != '\\' => double = !double,
+            '#' if !single && !double && prev.is_whitespace() => return Some(i),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
+fn interpolate_span(
+    text: &str,
+    base: usize,
+    span: &str,
+    lookup: &impl Fn(&str) -> Option<(String, VarOrigin)>,
+    out: &mut String,
+    used: &mut BTreeMap<String, (String, VarOrigin)>,
+) -> Result<(), MissingVar> {
+    let mut rest = span;
+    let mut consumed = base; // bytes of `text` before `rest`
     while let Some(pos) = rest.find("${") {
         // `$${` is an escaped literal `${`.
         if pos > 0 && rest.as_bytes()[pos - 1] == b'$' {
@@ -102,7 +138,7 @@ pub fn interpolate(
         consumed = start + 2 + end + 1;
     }
     out.push_str(rest);
-    Ok(Interpolated { text: out, used })
+    Ok(())
 }
 
 /// 1-based line and character column of byte offset `at` in `text`.
@@ -183,6 +219,18 @@ mod tests {
         assert_eq!((e.name.as_str(), e.line, e.column), ("NOPE", 2, 6));
         let e = interpolate("a: ${HOST", env).unwrap_err();
         assert!(e.unterminated);
+    }
+
+    #[test]
+    fn comments_are_not_interpolated() {
+        let r = interpolate("a: 1 # was ${OLD}\n# b: ${OLD}\nc: \"x # ${HOST}\"\n", env).unwrap();
+        assert_eq!(
+            r.text,
+            "a: 1 # was ${OLD}\n# b: ${OLD}\nc: \"x # db.local\"\n"
+        );
+        assert!(!r.used.contains_key("OLD"));
+        let e = interpolate("a: 1\nb: ${NOPE} # note\n", env).unwrap_err();
+        assert_eq!((e.line, e.column), (2, 4));
     }
 
     #[test]

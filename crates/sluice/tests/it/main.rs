@@ -12,5 +12,6 @@ mod destinations;
 mod incremental;
 mod malformed;
 mod quickstart;
+mod s3;
 mod schema;
 mod sql_state;
