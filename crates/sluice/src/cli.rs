@@ -177,6 +177,10 @@ pub struct DiscoverArgs {
 /// Parse arguments, run the command, print errors, return the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Two TLS crypto providers are linked (ring and aws-lc-rs, through
+    // object_store and deltalake); pick one for the process, or the first
+    // TLS client built could panic.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let reporter = Reporter::new(&cli.global);
     output::init_logging(&cli.global, &reporter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
