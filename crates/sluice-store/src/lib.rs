@@ -1,13 +1,13 @@
 //! The store: stream state (bookmarks) and run history, in embedded SQLite.
 //!
 //! One file, `.sluice/sluice.db` in the project. Opened in WAL mode with a
-//! busy timeout, so a `sluice sql` reading history does not block a load.
+//! busy timeout, so a reader (`sluice state show`) does not block a load.
 //!
 //! ```text
-//!  engine ── put_state(stream, seq, state)   only after the destination committed
-//!         ── start_run / record_stream / finish_run
-//!  CLI    ── get_state / list_states / clear_state / set_state   (`sluice state …`)
-//!         ── list_runs / last_loads                                (`sluice tables`, summaries)
+//!  engine ── get_state / put_state(key, state)  put only after the destination committed
+//!         ── mark_abandoned / start_run / record_stream / finish_run
+//!  CLI    ── list_states / get_state / put_state (manual)        (`sluice state …`)
+//!  later  ── list_runs / last_load                                 (run history commands, issue 7)
 //! ```
 //!
 //! Schema changes are numbered migrations in [`migrations`], applied in order

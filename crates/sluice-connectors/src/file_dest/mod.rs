@@ -41,6 +41,15 @@ impl FileDestination {
         } else {
             project_dir.join(&config.path)
         };
+        if config.compression.is_some() && config.format() != FileFormat::Parquet {
+            return Err(ConnectorError::config(
+                format!(
+                    "`compression` applies to `type: parquet` destinations only, not `type: {}`",
+                    config.kind
+                ),
+                Some("remove `compression`".to_string()),
+            ));
+        }
         let compression = match config.compression.as_deref().unwrap_or("snappy") {
             "snappy" => parquet::basic::Compression::SNAPPY,
             "zstd" => parquet::basic::Compression::ZSTD(Default::default()),
