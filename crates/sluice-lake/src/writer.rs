@@ -365,58 +365,47 @@ impl LakeStreamWriter {
             self.table = Some(create_table(&self.lake, &self.req.table, &schema).await?);
             self.committed_schema = Some(schema.clone());
         }
-        match self.plan {
-            Plan::Merge => {
-                let mut stager = self.stager.take();
-                let table = self
-                    .table
-                    .as_mut()
-                    .ok_or_else(|| LakeError::NoSuchTable(self.req.table.clone()))?;
-                let version = match stager.as_mut() {
-                    Some(s) => {
-                        let v = s
-                            .merge_into(
-                                table,
-                                &self.lake,
-                                &schema,
-                                &self.req.primary_key,
-                                &self.incoming_columns,
-                                meta,
-                            )
-                            .await?;
-                        s.cleanup().await;
-                        v
-                    }
-                    None => {
-                        commit_schema_and_adds(
-                            table,
-                            &name,
-                            &schema,
-                            Vec::new(),
-                            Vec::new(),
-                            SaveMode::Append,
-                            Some(meta),
-                        )
-                        .await?
-                    }
-                };
-                Ok(version)
+        let mut stager = self.stager.take();
+        if let Some(mut sink) = self.data.take() {
+            self.pending_adds.extend(sink.flush().await?);
+        }
+        let adds = std::mem::take(&mut self.pending_adds);
+        let table = self
+            .table
+            .as_mut()
+            .ok_or_else(|| LakeError::NoSuchTable(self.req.table.clone()))?;
+        let result = match (self.plan, stager.as_mut()) {
+            (Plan::Merge, Some(s)) => {
+                let keys = &self.req.primary_key;
+                s.merge_into(
+                    table,
+                    &self.lake,
+                    &schema,
+                    keys,
+                    &self.incoming_columns,
+                    meta,
+                )
+                .await
             }
-            Plan::Replace { dedupe: true } => {
-                let mut stager = self.stager.take();
-                let table = self
-                    .table
-                    .as_mut()
-                    .ok_or_else(|| LakeError::NoSuchTable(self.req.table.clone()))?;
-                let adds = match stager.as_mut() {
-                    Some(s) => {
-                        let adds = s
-                            .dedupe_into_files(table, &self.lake, &schema, &self.req.primary_key)
-                            .await?;
-                        s.cleanup().await;
-                        adds
+            (Plan::Merge, None) => {
+                commit_schema_and_adds(
+                    table,
+                    &name,
+                    &schema,
+                    adds,
+                    Vec::new(),
+                    SaveMode::Append,
+                    Some(meta),
+                )
+                .await
+            }
+            (Plan::Replace { dedupe }, stager) => {
+                let adds = match (dedupe, stager) {
+                    (true, Some(s)) => {
+                        s.dedupe_into_files(table, &self.lake, &schema, &self.req.primary_key)
+                            .await?
                     }
-                    None => Vec::new(),
+                    _ => adds,
                 };
                 let removes = all_removes(table, &name)?;
                 commit_schema_and_adds(
@@ -430,23 +419,23 @@ impl LakeStreamWriter {
                 )
                 .await
             }
-            Plan::Append | Plan::Replace { dedupe: false } => {
-                if let Some(mut sink) = self.data.take() {
-                    self.pending_adds.extend(sink.flush().await?);
-                }
-                let adds = std::mem::take(&mut self.pending_adds);
-                let table = self
-                    .table
-                    .as_mut()
-                    .ok_or_else(|| LakeError::NoSuchTable(self.req.table.clone()))?;
-                let (removes, mode) = if matches!(self.plan, Plan::Replace { .. }) {
-                    (all_removes(table, &name)?, SaveMode::Overwrite)
-                } else {
-                    (Vec::new(), SaveMode::Append)
-                };
-                commit_schema_and_adds(table, &name, &schema, adds, removes, mode, Some(meta)).await
+            (Plan::Append, _) => {
+                commit_schema_and_adds(
+                    table,
+                    &name,
+                    &schema,
+                    adds,
+                    Vec::new(),
+                    SaveMode::Append,
+                    Some(meta),
+                )
+                .await
             }
+        };
+        if let Some(s) = stager.as_mut() {
+            s.cleanup().await;
         }
+        result
     }
 
     async fn commit_quarantine(&mut self, meta: &CommitMeta) -> Result<()> {
