@@ -2,6 +2,7 @@
 //!
 //! - [`files`]: `type: files` sources (CSV, JSON Lines, Parquet).
 //! - [`file_dest`]: `type: parquet | csv | jsonl` destinations.
+//! - [`db`]: what every database source shares (selection, settings, retries, key ranges).
 //! - [`cursor`]: incremental replication by a cursor column, shared by
 //!   every source that filters rows by value.
 //! - [`conformance`]: checks any [`Source`](sluice_core::connector::Source)
@@ -9,6 +10,7 @@
 
 pub mod conformance;
 pub mod cursor;
+pub mod db;
 pub mod file_dest;
 pub mod files;
 

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod project;
 pub mod registry;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sluice_connectors::FileSource;
 use sluice_connectors::file_dest::FileDestination;
 use sluice_core::config::{DestinationConfig, SourceConfig};
-use sluice_core::connector::{ConnectorError, Destination, Source};
+use sluice_core::connector::{Destination, Source};
 use sluice_lake::{Lake, LakeDestination};
 
 use crate::output::UserError;
@@ -95,22 +95,16 @@ pub fn build_source(project: &Project, name: &str) -> Result<Arc<dyn Source>> {
         SourceConfig::Files(files) => {
             let source = FileSource::new(name, files, &project.dir)
                 .and_then(|s| s.with_defaults(&project.config().defaults.stream_options()))
-                .map_err(|e| locate(project, name, e))?;
+                .map_err(|e| crate::plan::locate(project, name, e))?;
             Ok(Arc::new(source))
         }
-    }
-}
-
-/// A configuration mistake a connector found: point at the source's entry in
-/// `sluice.yml` (exit code 2, like every other project-file error).
-fn locate(project: &Project, source: &str, e: ConnectorError) -> anyhow::Error {
-    match e {
-        ConnectorError::Config { message, hint } => {
-            let mut located = project.loaded.source_error(source, message);
-            located.hint = hint.or(located.hint);
-            anyhow::Error::new(located)
-        }
-        other => anyhow::Error::new(other),
+        SourceConfig::Database(kind, _) => Err(UserError::error(
+            format!(
+                "`type: {}` sources are not built into this Sluice",
+                kind.name()
+            ),
+            None,
+        )),
     }
 }
 
@@ -143,6 +137,12 @@ pub fn build_destination(project: &Project, name: Option<&str>) -> Result<Arc<dy
             Arc::new(LakeDestination::new(lake))
         }
         DestinationConfig::Files(f) => Arc::new(FileDestination::new(f, &project.dir)?),
+        DestinationConfig::Postgres(_) => {
+            return Err(UserError::error(
+                "`type: postgres` destinations are not built into this Sluice",
+                None,
+            ));
+        }
     })
 }
 

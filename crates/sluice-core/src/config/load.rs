@@ -21,7 +21,7 @@ use serde_saphyr::Spanned;
 
 use super::env::{VarOrigin, interpolate, parse_dotenv};
 use super::suggest::did_you_mean;
-use super::{DestinationConfig, Destinations, ProjectConfig, SourceConfig, Sources};
+use super::{DatabaseKind, DestinationConfig, Destinations, ProjectConfig, SourceConfig, Sources};
 use crate::error::{Classify, ErrorDomain};
 
 /// A problem in the project file, located.
@@ -263,7 +263,7 @@ pub fn parse_project(
     for source in loaded.config.sources.0.keys() {
         loaded
             .config
-            .streams(source)
+            .validate_source(source)
             .map_err(|m| loaded.source_error(source, m))?;
     }
     Ok(loaded)
@@ -392,6 +392,15 @@ impl<'de> Deserialize<'de> for Sources {
                     let kind = KINDS.with(|k| k.borrow().sources.get(&name).cloned());
                     let config = match kind.as_deref() {
                         Some("files") => SourceConfig::Files(map.next_value()?),
+                        Some("postgres") => {
+                            SourceConfig::Database(DatabaseKind::Postgres, map.next_value()?)
+                        }
+                        Some("mysql" | "mariadb") => {
+                            SourceConfig::Database(DatabaseKind::Mysql, map.next_value()?)
+                        }
+                        Some("sqlite") => {
+                            SourceConfig::Database(DatabaseKind::Sqlite, map.next_value()?)
+                        }
                         other => {
                             return Err(de::Error::custom(format!(
                                 "source `{name}` has unknown type `{}`",
@@ -428,6 +437,7 @@ impl<'de> Deserialize<'de> for Destinations {
                         Some("parquet" | "csv" | "jsonl") => {
                             DestinationConfig::Files(map.next_value()?)
                         }
+                        Some("postgres") => DestinationConfig::Postgres(map.next_value()?),
                         other => {
                             return Err(de::Error::custom(format!(
                                 "destination `{name}` has unknown type `{}`",
@@ -476,7 +486,9 @@ mod tests {
         assert_eq!(s.write_mode, WriteMode::Merge);
         assert_eq!(s.on_error, OnError::Quarantine);
         assert_eq!(s.primary_key, vec!["id"]);
-        let SourceConfig::Files(f) = &p.config.sources.0["shop"];
+        let SourceConfig::Files(f) = &p.config.sources.0["shop"] else {
+            panic!("not files")
+        };
         let fs = f.file_streams("shop").unwrap();
         assert_eq!(fs["orders"].0.format, FileFormat::Csv);
         assert_eq!(fs["orders"].0.paths, vec!["data/orders*.csv"]);
@@ -529,7 +541,9 @@ mod tests {
     #[test]
     fn env_interpolation_and_missing_var() {
         let p = parse(&MINIMAL.replace("data/orders", "${DATA_DIR}/orders")).unwrap();
-        let SourceConfig::Files(f) = &p.config.sources.0["shop"];
+        let SourceConfig::Files(f) = &p.config.sources.0["shop"] else {
+            panic!("not files")
+        };
         assert_eq!(f.path.as_ref().unwrap()[0], "data/orders*.csv");
         assert_eq!(p.secrets, vec!["data"]);
         let e = parse(&MINIMAL.replace("data/orders", "${NOPE}/orders")).unwrap_err();
@@ -547,7 +561,9 @@ mod tests {
             |_| None,
         )
         .unwrap();
-        let SourceConfig::Files(f) = &p.config.sources.0["s"];
+        let SourceConfig::Files(f) = &p.config.sources.0["s"] else {
+            panic!("not files")
+        };
         assert_eq!(f.path.as_ref().unwrap()[0], "fromdotenv/x.csv");
         let p = parse_project(
             text,
@@ -556,7 +572,9 @@ mod tests {
             |_| Some("env".into()),
         )
         .unwrap();
-        let SourceConfig::Files(f) = &p.config.sources.0["s"];
+        let SourceConfig::Files(f) = &p.config.sources.0["s"] else {
+            panic!("not files")
+        };
         assert_eq!(f.path.as_ref().unwrap()[0], "env/x.csv");
     }
 
@@ -605,6 +623,87 @@ mod tests {
                 .0
                 .is_empty()
         );
+    }
+
+    const DATABASE: &str = "sources:
+  app:
+    type: postgres
+    url: ${APP_DB_URL}
+    include: [public.orders, public.customers]
+    streams:
+      orders: { replication: incremental, cursor: updated_at, primary_key: [id], write_mode: merge }
+";
+
+    #[test]
+    fn the_minimal_database_source_parses_and_resolves() {
+        let p = parse_project(DATABASE, Path::new("sluice.yml"), None, |_| {
+            Some("postgres://x@h/db".into())
+        })
+        .unwrap();
+        let c = &p.config;
+        let SourceConfig::Database(kind, db) = &c.sources.0["app"] else {
+            panic!("not a database")
+        };
+        assert_eq!(*kind, DatabaseKind::Postgres);
+        assert_eq!(
+            db.include.as_deref(),
+            Some(&["public.orders".to_string(), "public.customers".to_string()][..])
+        );
+        assert!(!c.sources.0["app"].has_static_streams());
+        let orders = c.resolve_stream("app", "orders", &[]).unwrap();
+        assert_eq!(
+            (orders.write_mode, orders.replication),
+            (WriteMode::Merge, crate::config::Replication::Incremental)
+        );
+        assert_eq!(orders.table.to_string(), "app.orders");
+        // A table without a cursor: a fresh copy each run.
+        let customers = c
+            .resolve_stream("app", "customers", &["id".into()])
+            .unwrap();
+        assert_eq!(
+            (customers.write_mode, customers.replication),
+            (WriteMode::Overwrite, crate::config::Replication::Full)
+        );
+        assert_eq!(customers.primary_key, vec!["id"]);
+        assert!(
+            c.all_streams().unwrap().is_empty(),
+            "database streams need discovery"
+        );
+    }
+
+    #[test]
+    fn database_defaults_and_refusals() {
+        let text = "sources:\n  db:\n    type: mariadb\n    url: mysql://root@localhost/app\n    cursor: updated_at\n";
+        let p = parse(text).unwrap();
+        let s = p.config.resolve_stream("db", "events", &[]).unwrap();
+        assert_eq!(
+            s.write_mode,
+            WriteMode::Append,
+            "a cursor without a key appends"
+        );
+        let s = p
+            .config
+            .resolve_stream("db", "events", &["id".into()])
+            .unwrap();
+        assert_eq!(s.write_mode, WriteMode::Merge);
+        let text = "sources:\n  db:\n    type: sqlite\n    path: app.db\n    write_mode: merge\n";
+        let p = parse(text).unwrap();
+        let e = p.config.resolve_stream("db", "logs", &[]).unwrap_err();
+        assert!(
+            e.contains("has no primary key") && e.contains("streams.logs"),
+            "{e}"
+        );
+        let e = parse("sources:\n  db:\n    type: postgres\n").unwrap_err();
+        assert!(e.message.contains("has no `url`"), "{e:?}");
+        let e = parse("sources:\n  db:\n    type: sqlite\n    path: a.db\n    streams:\n      t: { columns: { x: strng } }\n").unwrap_err();
+        assert!(e.message.contains("unknown column type"), "{e:?}");
+        let e = parse("sources:\n  db:\n    type: sqlite\n    path: a.db\n    streams:\n      t: { split: { colum: id } }\n").unwrap_err();
+        assert_eq!(e.hint.as_deref(), Some("did you mean `column`?"));
+        let p = parse(
+            "destinations:\n  wh: { type: postgres, url: \"postgres://x@h/db\", schema: raw }\n",
+        )
+        .unwrap();
+        assert_eq!(p.config.destinations.0["wh"].kind(), "postgres");
     }
 
     #[test]

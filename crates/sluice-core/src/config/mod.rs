@@ -13,12 +13,14 @@
 //! The layering happens in one place: [`StreamOptions::overlay`], called by
 //! [`ProjectConfig::streams`].
 
+mod database;
 pub mod env;
 mod load;
 mod model;
 mod sources;
 pub mod suggest;
 
+pub use database::*;
 pub use load::{ConfigError, LoadedProject, parse_project};
 pub use model::*;
 pub use sources::*;

@@ -4,7 +4,10 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Defaults, LakeConfig, StreamOptions, with_stream_options};
-use super::{OnError, OnSchemaChange, Replication, WriteMode};
+use super::{
+    DatabaseKind, DatabaseSource, OnError, OnSchemaChange, PostgresDestination, Replication,
+    WriteMode,
+};
 use crate::TableName;
 use crate::evolution::EvolutionPolicy;
 use crate::names::{sanitize_identifier, validate_identifier};
@@ -44,17 +47,26 @@ pub struct Destinations(pub IndexMap<String, DestinationConfig>);
 pub enum SourceConfig {
     /// `type: files`: CSV, JSON Lines or Parquet files on local disk.
     Files(FilesSource),
+    /// `type: postgres | mysql | sqlite`: the tables of a database.
+    Database(DatabaseKind, DatabaseSource),
 }
 
 impl SourceConfig {
-    /// Every `type:` a source may have.
-    pub const KINDS: &'static [&'static str] = &["files"];
+    /// Every `type:` a source may have (`mariadb` is `mysql`).
+    pub const KINDS: &'static [&'static str] = &["files", "postgres", "mysql", "mariadb", "sqlite"];
 
     /// The `type:` of this source.
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Files(_) => "files",
+            SourceConfig::Database(k, _) => k.name(),
         }
+    }
+
+    /// True when the streams are written in `sluice.yml` (files); false when
+    /// they come from discovering the source (databases).
+    pub fn has_static_streams(&self) -> bool {
+        matches!(self, SourceConfig::Files(_))
     }
 }
 
@@ -66,17 +78,20 @@ pub enum DestinationConfig {
     Lake(LakeDestination),
     /// `type: parquet` / `csv` / `jsonl`: one folder of files per table.
     Files(FileDestination),
+    /// `type: postgres`: tables in a PostgreSQL database.
+    Postgres(PostgresDestination),
 }
 
 impl DestinationConfig {
     /// Every `type:` a destination may have.
-    pub const KINDS: &'static [&'static str] = &["lake", "parquet", "csv", "jsonl"];
+    pub const KINDS: &'static [&'static str] = &["lake", "parquet", "csv", "jsonl", "postgres"];
 
     /// The `type:` of this destination.
     pub fn kind(&self) -> &str {
         match self {
             DestinationConfig::Lake(_) => "lake",
             DestinationConfig::Files(f) => f.kind.as_str(),
+            DestinationConfig::Postgres(_) => "postgres",
         }
     }
 }
@@ -449,88 +464,209 @@ impl StreamSpec {
 }
 
 impl ProjectConfig {
-    /// The option layers of every stream of `source`, by stream name.
-    pub fn stream_options(&self, source: &str) -> Result<IndexMap<String, StreamOptions>, String> {
-        let config = self
-            .sources
+    fn source(&self, source: &str) -> Result<&SourceConfig, String> {
+        self.sources
             .0
             .get(source)
-            .ok_or_else(|| format!("no source named `{source}`"))?;
-        match config {
+            .ok_or_else(|| format!("no source named `{source}`"))
+    }
+
+    /// The option layers of every stream of a `files` source, by stream name.
+    pub fn stream_options(&self, source: &str) -> Result<IndexMap<String, StreamOptions>, String> {
+        match self.source(source)? {
             SourceConfig::Files(f) => Ok(f
                 .file_streams(source)?
                 .into_iter()
                 .map(|(k, (_, o))| (k, o))
                 .collect()),
+            SourceConfig::Database(..) => Err(format!(
+                "the streams of source `{source}` come from its database (discovery)"
+            )),
         }
     }
 
-    /// Every stream of `source`, resolved and checked.
+    /// Every stream of a source whose streams are written in `sluice.yml`
+    /// (`files`), resolved and checked. Database sources: see
+    /// [`ProjectConfig::resolve_stream`].
     pub fn streams(&self, source: &str) -> Result<Vec<StreamSpec>, String> {
         validate_identifier(source).map_err(|e| format!("source name: {e}"))?;
-        let defaults = self.defaults.stream_options();
-        let mut out = Vec::new();
-        for (stream, options) in self.stream_options(source)? {
-            validate_identifier(&stream)
-                .map_err(|e| format!("stream name in source `{source}`: {e}"))?;
-            let o = defaults.overlay(&options);
-            let id = format!("{source}.{stream}");
-            let table = match &o.table {
-                Some(t) => TableName::parse(t, source)
-                    .map_err(|e| format!("stream `{id}`, `table`: {e}"))?,
-                None => TableName::new(source, &stream),
-            };
-            let write_mode = o.write_mode.unwrap_or_default();
-            let primary_key = o.primary_key.clone().unwrap_or_default();
-            if write_mode == WriteMode::Merge && primary_key.is_empty() {
-                return Err(format!(
-                    "stream `{id}` has `write_mode: merge` but no `primary_key`; add `primary_key: [id]` (the columns that identify a row) or use `write_mode: append`"
-                ));
-            }
-            if let Some(dest) = &o.destination
-                && !self.destinations.0.contains_key(dest)
-                && dest != "lake"
-            {
-                let known: Vec<&str> = self.destinations.0.keys().map(String::as_str).collect();
-                let hint = super::suggest::did_you_mean(dest, known.iter().copied())
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "stream `{id}` names destination `{dest}`, which is not in `destinations:`{hint}"
-                ));
-            }
-            let replication = o.replication.unwrap_or_default();
-            if o.cursor.is_some() && replication == Replication::Full {
-                return Err(format!(
-                    "stream `{id}` has a `cursor` but `replication: full`; remove one of them"
-                ));
-            }
-            out.push(StreamSpec {
-                source: source.to_string(),
-                stream,
-                table,
-                write_mode,
-                on_error: o.on_error.unwrap_or_default(),
-                replication,
-                cursor: o.cursor.clone(),
-                primary_key,
-                destination: o.destination.clone().filter(|d| d != "lake"),
-                evolution: EvolutionPolicy {
-                    widen_to_string: o.widen_to_string.unwrap_or(false),
-                    frozen: o.on_schema_change == Some(OnSchemaChange::Fail),
-                },
-                batch_size: self.defaults.batch_size.unwrap_or(65_536).max(1),
-            });
-        }
-        Ok(out)
+        let names: Vec<String> = self.stream_options(source)?.into_keys().collect();
+        names
+            .iter()
+            .map(|name| self.resolve_stream(source, name, &[]))
+            .collect()
     }
 
-    /// Every stream of every source, in file order.
+    /// Every stream of every `files` source, in file order (database sources
+    /// need discovery and are left out).
     pub fn all_streams(&self) -> Result<Vec<StreamSpec>, String> {
         let mut all = Vec::new();
-        for source in self.sources.0.keys() {
-            all.extend(self.streams(source)?);
+        for (name, source) in &self.sources.0 {
+            if source.has_static_streams() {
+                all.extend(self.streams(name)?);
+            }
         }
         Ok(all)
+    }
+
+    /// Check a source's settings that need no I/O.
+    pub fn validate_source(&self, source: &str) -> Result<(), String> {
+        validate_identifier(source).map_err(|e| format!("source name: {e}"))?;
+        match self.source(source)? {
+            SourceConfig::Files(_) => self.streams(source).map(|_| ()),
+            SourceConfig::Database(kind, db) => {
+                db.validate(source, *kind)?;
+                let base = self.defaults.stream_options().overlay(&db.stream_options());
+                for (name, s) in &db.streams {
+                    let o = base.overlay(&s.stream_options());
+                    self.check_options(&format!("{source}.{name}"), &o)?;
+                }
+                self.check_options(source, &base)
+            }
+        }
+    }
+
+    /// Resolve one stream: `defaults:` < source keys < `streams.<name>` keys,
+    /// with what discovery found (`discovered_pk`: the table's primary key).
+    ///
+    /// Database streams get defaults that fit tables: no `cursor` means
+    /// `replication: full` and `write_mode: overwrite` (a fresh copy each
+    /// run); with a `cursor`, `incremental` and `merge` when a primary key is
+    /// known (`append` otherwise).
+    pub fn resolve_stream(
+        &self,
+        source: &str,
+        stream: &str,
+        discovered_pk: &[String],
+    ) -> Result<StreamSpec, String> {
+        validate_identifier(stream)
+            .map_err(|e| format!("stream name in source `{source}`: {e}"))?;
+        let defaults = self.defaults.stream_options();
+        let (options, database) = match self.source(source)? {
+            SourceConfig::Files(_) => {
+                let per = self.stream_options(source)?;
+                let o = per
+                    .get(stream)
+                    .ok_or_else(|| format!("source `{source}` has no stream `{stream}`"))?;
+                (defaults.overlay(o), false)
+            }
+            SourceConfig::Database(_, db) => {
+                let mut o = defaults.overlay(&db.stream_options());
+                if let Some(s) = db.streams.get(stream) {
+                    o = o.overlay(&s.stream_options());
+                }
+                (o, true)
+            }
+        };
+        let id = format!("{source}.{stream}");
+        self.check_options(&id, &options)?;
+        let table = match &options.table {
+            Some(t) => {
+                TableName::parse(t, source).map_err(|e| format!("stream `{id}`, `table`: {e}"))?
+            }
+            None => TableName::new(source, stream),
+        };
+        let primary_key = options
+            .primary_key
+            .clone()
+            .unwrap_or_else(|| discovered_pk.to_vec());
+        let replication = match (options.replication, database) {
+            (Some(r), _) => r,
+            (None, true) if options.cursor.is_none() => Replication::Full,
+            (None, _) => Replication::Incremental,
+        };
+        let write_mode = match (options.write_mode, database, replication) {
+            (Some(m), _, _) => m,
+            (None, true, Replication::Full) => WriteMode::Overwrite,
+            (None, true, Replication::Incremental) if !primary_key.is_empty() => WriteMode::Merge,
+            (None, _, _) => WriteMode::Append,
+        };
+        if write_mode == WriteMode::Merge && primary_key.is_empty() {
+            return Err(if database {
+                format!(
+                    "stream `{id}` has `write_mode: merge` but its table has no primary key; add `primary_key: [id]` to `streams.{stream}` (the columns that identify a row) or use `write_mode: append`"
+                )
+            } else {
+                format!(
+                    "stream `{id}` has `write_mode: merge` but no `primary_key`; add `primary_key: [id]` (the columns that identify a row) or use `write_mode: append`"
+                )
+            });
+        }
+        if options.cursor.is_some() && replication == Replication::Full {
+            return Err(format!(
+                "stream `{id}` has a `cursor` but `replication: full`; remove one of them"
+            ));
+        }
+        Ok(StreamSpec {
+            source: source.to_string(),
+            stream: stream.to_string(),
+            table,
+            write_mode,
+            on_error: options.on_error.unwrap_or_default(),
+            replication,
+            cursor: options.cursor.clone(),
+            primary_key,
+            destination: options.destination.clone().filter(|d| d != "lake"),
+            evolution: EvolutionPolicy {
+                widen_to_string: options.widen_to_string.unwrap_or(false),
+                frozen: options.on_schema_change == Some(OnSchemaChange::Fail),
+            },
+            batch_size: self.defaults.batch_size.unwrap_or(65_536).max(1),
+        })
+    }
+
+    /// Where a stream lands — its table and destination name — without the
+    /// checks that need discovery (for `sluice state`, which must work
+    /// without reaching the database).
+    pub fn stream_target(
+        &self,
+        source: &str,
+        stream: &str,
+    ) -> Result<(TableName, Option<String>), String> {
+        let defaults = self.defaults.stream_options();
+        let options = match self.source(source)? {
+            SourceConfig::Files(_) => {
+                let per = self.stream_options(source)?;
+                defaults.overlay(
+                    per.get(stream)
+                        .ok_or_else(|| format!("source `{source}` has no stream `{stream}`"))?,
+                )
+            }
+            SourceConfig::Database(_, db) => {
+                let o = defaults.overlay(&db.stream_options());
+                match db.streams.get(stream) {
+                    Some(s) => o.overlay(&s.stream_options()),
+                    None => o,
+                }
+            }
+        };
+        let table = match &options.table {
+            Some(t) => TableName::parse(t, source)
+                .map_err(|e| format!("stream `{source}.{stream}`, `table`: {e}"))?,
+            None => TableName::new(source, stream),
+        };
+        Ok((table, options.destination.filter(|d| d != "lake")))
+    }
+
+    /// Checks of one layered set of options that need nothing discovered.
+    fn check_options(&self, id: &str, o: &StreamOptions) -> Result<(), String> {
+        if let Some(dest) = &o.destination
+            && !self.destinations.0.contains_key(dest)
+            && dest != "lake"
+        {
+            let known: Vec<&str> = self.destinations.0.keys().map(String::as_str).collect();
+            let hint = super::suggest::did_you_mean(dest, known.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "stream `{id}` names destination `{dest}`, which is not in `destinations:`{hint}"
+            ));
+        }
+        if o.cursor.is_some() && o.replication == Some(Replication::Full) {
+            return Err(format!(
+                "stream `{id}` has a `cursor` but `replication: full`; remove one of them"
+            ));
+        }
+        Ok(())
     }
 }

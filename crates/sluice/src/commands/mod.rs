@@ -15,6 +15,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::output::Reporter;
+use crate::plan::Selection;
 
 /// Run the parsed command.
 pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
@@ -24,7 +25,10 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Quickstart(args) => quickstart::quickstart(&args, reporter).await,
         Command::Init(args) => init::init(&args, reporter),
         Command::Run(args) => {
-            let selection = run::Selection::from_patterns(&args.select);
+            let selection = Selection {
+                patterns: args.select.clone(),
+                source: None,
+            };
             run::run(dir, reporter, selection, args.full_refresh, None, "run").await
         }
         Command::Extract(args) => {
@@ -34,7 +38,10 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
             } else {
                 patterns.extend(args.stream.iter().map(|s| format!("{}.{s}", args.source)));
             }
-            let selection = run::Selection::for_source(&args.source, patterns);
+            let selection = Selection {
+                patterns,
+                source: Some(args.source.clone()),
+            };
             let command = format!("extract {}", args.source);
             run::run(
                 dir,

@@ -24,7 +24,7 @@ pub async fn quickstart(args: &QuickstartArgs, reporter: &Reporter) -> Result<Ex
     let code = run::run(
         Some(dir),
         reporter,
-        run::Selection::default(),
+        crate::plan::Selection::default(),
         false,
         None,
         "quickstart",

@@ -9,48 +9,15 @@ use std::time::Instant;
 use anyhow::Result;
 use futures::StreamExt;
 use serde_json::json;
-use sluice_core::config::StreamSpec;
-use sluice_core::connector::{Destination, Source};
+use sluice_core::connector::Destination;
 use sluice_store::RunStatus;
 use tokio::sync::watch;
 
 use crate::engine::{RunContext, StreamJob, StreamOutcome, run_stream};
-use crate::output::{Reporter, UserError, human_bytes, table, thousands};
+use crate::output::{Reporter, human_bytes, table, thousands};
+use crate::plan::{Planned, Selection, plan};
 use crate::project::Project;
-use crate::registry::{build_destination, build_source, unknown_source};
-
-/// Which streams to load.
-#[derive(Debug, Clone, Default)]
-pub struct Selection {
-    patterns: Vec<String>,
-    source: Option<String>,
-}
-
-impl Selection {
-    /// `--select` patterns: `source` or `source.stream`; empty selects all.
-    pub fn from_patterns(patterns: &[String]) -> Selection {
-        Selection {
-            patterns: patterns.to_vec(),
-            source: None,
-        }
-    }
-
-    /// Streams of one source (`sluice extract`).
-    pub fn for_source(source: &str, patterns: Vec<String>) -> Selection {
-        Selection {
-            patterns,
-            source: Some(source.to_string()),
-        }
-    }
-
-    fn matches(&self, spec: &StreamSpec) -> bool {
-        self.patterns.is_empty()
-            || self
-                .patterns
-                .iter()
-                .any(|p| *p == spec.source || *p == spec.id())
-    }
-}
+use crate::registry::build_destination;
 
 /// Load the selected streams of the project.
 pub async fn run(
@@ -62,46 +29,11 @@ pub async fn run(
     command: &str,
 ) -> Result<ExitCode> {
     let project = Project::load(dir)?;
-    if let Some(source) = &selection.source
-        && !project.config().sources.0.contains_key(source)
-    {
-        return Err(unknown_source(&project, source));
-    }
-    let all = project
-        .config()
-        .all_streams()
-        .map_err(|m| UserError::error(m, None))?;
-    let specs: Vec<StreamSpec> = all
-        .iter()
-        .filter(|s| selection.matches(s))
-        .cloned()
-        .collect();
-    if specs.is_empty() {
-        let known: Vec<String> = all.iter().map(StreamSpec::id).collect();
-        return Err(if known.is_empty() {
-            UserError::error(
-                "The project has no sources",
-                Some(
-                    "add one under `sources:` in sluice.yml (see `sluice init` for an example)"
-                        .to_string(),
-                ),
-            )
-        } else {
-            UserError::error(
-                format!("Nothing matches {}", selection.patterns.join(", ")),
-                Some(format!("the project's streams: {}", known.join(", "))),
-            )
-        });
-    }
-
     // Build every connector first: a configuration mistake fails before any data moves.
-    let mut sources: HashMap<String, Arc<dyn Source>> = HashMap::new();
+    let Planned { specs, sources } = plan(&project, &selection).await?;
     let mut destinations: HashMap<String, Arc<dyn Destination>> = HashMap::new();
     let mut jobs = Vec::new();
     for spec in specs {
-        if !sources.contains_key(&spec.source) {
-            sources.insert(spec.source.clone(), build_source(&project, &spec.source)?);
-        }
         let own = spec.destination.clone().unwrap_or_else(|| "lake".into());
         let dest_name = to.map(str::to_string).unwrap_or_else(|| own.clone());
         let state_key = if dest_name == own {

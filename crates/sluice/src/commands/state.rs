@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde_json::json;
+use sluice_core::TableName;
 use sluice_core::config::StreamSpec;
 use sluice_core::connector::{CommittedState, StreamState};
 use sluice_store::Store;
@@ -148,7 +149,8 @@ fn report(reporter: &Reporter, value: serde_json::Value, text: &str) {
 /// A stream's state as stored: for its own destination (`source.stream`) or
 /// for another one it was sent to with `--to` (`source.stream@destination`).
 struct Target {
-    spec: StreamSpec,
+    id: String,
+    table: TableName,
     destination: Option<String>,
     key: String,
 }
@@ -158,66 +160,89 @@ fn find_target(project: &Project, text: &str) -> Result<Target> {
         Some((id, d)) => (id, Some(d.to_string())),
         None => (text, None),
     };
-    let all = project
-        .config()
-        .all_streams()
-        .map_err(|m| UserError::error(m, None))?;
-    let spec = all.iter().find(|s| s.id() == id).cloned().ok_or_else(|| {
-        let ids: Vec<String> = all.iter().map(|s| s.id()).collect();
+    let config = project.config();
+    let not_found = || {
+        let ids = known_ids(project);
         let hint = sluice_core::config::suggest::did_you_mean(id, ids.iter().map(String::as_str))
             .map(|s| format!("did you mean `{s}`?"))
             .unwrap_or_else(|| format!("streams are named `source.stream`: {}", ids.join(", ")));
         UserError::error(format!("No stream `{id}` in the project"), Some(hint))
-    })?;
+    };
+    let (source, stream) = id.split_once('.').ok_or_else(not_found)?;
+    let static_streams = match config.sources.0.get(source) {
+        Some(s) => s.has_static_streams(),
+        None => return Err(not_found()),
+    };
+    if static_streams
+        && !config
+            .streams(source)
+            .unwrap_or_default()
+            .iter()
+            .any(|s| s.stream == stream)
+    {
+        return Err(not_found());
+    }
+    let (table, own) = config
+        .stream_target(source, stream)
+        .map_err(|m| UserError::error(m, None))?;
     Ok(Target {
+        id: id.to_string(),
+        table,
+        destination: destination.or(own),
         key: text.to_string(),
-        spec,
-        destination,
     })
 }
 
-/// The own state of every matching stream, plus the per-destination states
-/// the store holds for them.
-fn targets_under(project: &Project, store: &Store, prefix: Option<&str>) -> Result<Vec<Target>> {
-    let all = project
+/// Stream ids the project knows without connecting anywhere: static
+/// streams, and database streams that have a stored state.
+fn known_ids(project: &Project) -> Vec<String> {
+    let mut ids: Vec<String> = project
         .config()
         .all_streams()
-        .map_err(|m| UserError::error(m, None))?;
-    let mut out = Vec::new();
-    for spec in all {
-        if prefix.is_some_and(|p| p != spec.id() && p != spec.source) {
-            continue;
-        }
-        for entry in store.list_states(Some(&spec.id()))? {
-            if let Some((_, d)) = entry.stream_id.split_once('@') {
-                out.push(Target {
-                    spec: spec.clone(),
-                    destination: Some(d.to_string()),
-                    key: entry.stream_id.clone(),
-                });
+        .unwrap_or_default()
+        .iter()
+        .map(StreamSpec::id)
+        .collect();
+    if let Ok(store) = project.store() {
+        for e in store.list_states(None).unwrap_or_default() {
+            let id = e
+                .stream_id
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if !ids.contains(&id) {
+                ids.push(id);
             }
         }
-        out.push(Target {
-            key: spec.id(),
-            spec,
-            destination: None,
-        });
     }
-    Ok(out)
+    ids
+}
+
+/// Every state under `prefix` (a source or a stream; all when `None`): the
+/// own state of each static stream, plus every state the store holds.
+fn targets_under(project: &Project, store: &Store, prefix: Option<&str>) -> Result<Vec<Target>> {
+    let mut keys: Vec<String> = project
+        .config()
+        .all_streams()
+        .map_err(|m| UserError::error(m, None))?
+        .iter()
+        .map(StreamSpec::id)
+        .filter(|id| prefix.is_none_or(|p| p == id || id.starts_with(&format!("{p}."))))
+        .collect();
+    for e in store.list_states(prefix)? {
+        if !keys.contains(&e.stream_id) {
+            keys.push(e.stream_id);
+        }
+    }
+    keys.iter().map(|k| find_target(project, k)).collect()
 }
 
 /// A sequence number above both the store's and the destination table's.
 async fn next_seq(project: &Project, store: &Store, target: &Target) -> Result<u64> {
     let stored = store.get_state(&target.key)?.map_or(0, |s| s.seq);
-    let destination = target
-        .destination
-        .as_deref()
-        .or(target.spec.destination.as_deref());
-    let dest = build_destination(project, destination)?;
-    let committed = match dest
-        .committed_state(&target.spec.table, &target.spec.id())
-        .await?
-    {
+    let dest = build_destination(project, target.destination.as_deref())?;
+    let committed = match dest.committed_state(&target.table, &target.id).await? {
         CommittedState::Table(Some(s)) => s.seq,
         _ => 0,
     };

@@ -1,0 +1,141 @@
+//! What every database source shares.
+//!
+//! ```text
+//!  sluice.yml include/exclude ─► select.rs ─► the tables to read ─► stream names
+//!  catalog query (per database) ─► TableInfo {columns → Arrow types, primary key}
+//!  read: connect (retry.rs, backoff) ─► [split.rs: key ranges in parallel]
+//!        ─► rows → Arrow batches ─► cursor filter (crate::cursor) ─► messages
+//! ```
+//!
+//! Each database module (`postgres`, `mysql`, `sqlite`) owns its catalog
+//! queries, type mapping and row decoding; the pieces here are the same for
+//! all of them.
+
+pub mod retry;
+pub mod select;
+pub mod settings;
+pub mod split;
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use sluice_core::connector::StreamInfo;
+use sluice_core::types::type_name;
+
+/// A table in the database.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RemoteTable {
+    /// Schema (PostgreSQL), database (MySQL) or `main` (SQLite).
+    pub schema: String,
+    /// Table name.
+    pub name: String,
+}
+
+impl RemoteTable {
+    /// `schema.table`, for messages.
+    pub fn display(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// One column as discovered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnInfo {
+    /// Column name.
+    pub name: String,
+    /// The database's own type name (`numeric(12,2)`, `varchar(40)`).
+    pub db_type: String,
+    /// The Arrow type it is read as.
+    pub data_type: DataType,
+    /// False when the column is declared NOT NULL.
+    pub nullable: bool,
+    /// Read as text because the type has no Arrow mapping (or `columns:`
+    /// asked for a string); says why.
+    pub as_text: Option<String>,
+}
+
+/// One table as discovered: what a stream reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableInfo {
+    /// The table.
+    pub table: RemoteTable,
+    /// Stream name (see [`select::stream_names`]).
+    pub stream: String,
+    /// Columns in table order.
+    pub columns: Vec<ColumnInfo>,
+    /// Primary key columns, in key order (empty: none).
+    pub primary_key: Vec<String>,
+    /// The database's row estimate, when it has one.
+    pub rows_estimate: Option<u64>,
+}
+
+impl TableInfo {
+    /// The Arrow schema of the stream.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// What `discover` reports.
+    pub fn stream_info(&self) -> StreamInfo {
+        let mut details = vec![("table".to_string(), self.table.display())];
+        if let Some(n) = self.rows_estimate {
+            details.push(("rows (estimate)".into(), n.to_string()));
+        }
+        for c in &self.columns {
+            let mut text = format!("{} → {}", c.db_type, type_name(&c.data_type));
+            if let Some(why) = &c.as_text {
+                text.push_str(&format!(" (as text: {why})"));
+            }
+            details.push((format!("column {}", c.name), text));
+        }
+        StreamInfo {
+            name: self.stream.clone(),
+            schema: Some(self.schema()),
+            primary_key: self.primary_key.clone(),
+            details,
+        }
+    }
+
+    /// The column named `name`.
+    pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// A connection URL for messages: user, host, port and database, never the password.
+pub fn describe_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(None);
+            }
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "<a URL that does not parse>".to_string(),
+    }
+}
+
+/// SQL string literal: `'it''s'`.
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(
+            describe_url("postgres://app:s3cret@db.local:5432/app?sslmode=require"),
+            "postgres://app@db.local:5432/app"
+        );
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+}
