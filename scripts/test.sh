@@ -22,6 +22,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# Servers the database tests talk to (real ones, never mocks).
+step "services"
+./scripts/services.sh
+
 # Python tools the tests run (an S3-compatible server for the S3 lake tests),
 # in a venv outside the clone, reinstalled only when the requirements change.
 export SLUICE_TEST_VENV="${SLUICE_TEST_VENV:-$HOME/.cache/sluice-test-venv}"

@@ -3,6 +3,7 @@
 //! - [`files`]: `type: files` sources (CSV, JSON Lines, Parquet).
 //! - [`file_dest`]: `type: parquet | csv | jsonl` destinations.
 //! - [`db`]: what every database source shares (selection, settings, retries, key ranges).
+//! - [`postgres`]: PostgreSQL source and destination.
 //! - [`cursor`]: incremental replication by a cursor column, shared by
 //!   every source that filters rows by value.
 //! - [`conformance`]: checks any [`Source`](sluice_core::connector::Source)
@@ -13,5 +14,6 @@ pub mod cursor;
 pub mod db;
 pub mod file_dest;
 pub mod files;
+pub mod postgres;
 
 pub use files::FileSource;
