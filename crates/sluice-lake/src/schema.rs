@@ -13,6 +13,7 @@
 //! | timestamp s / ms / ns | timestamp µs (ns loses sub-µs digits) |
 //! | date64 | date |
 //! | time32 / time64 | string `HH:MM:SS[.ffffff]` |
+//! | interval, duration | string (`1 mons 2 days 3.000000000 secs`) |
 //! | large/view strings and binaries | string / binary |
 //! | dictionary | its value type |
 //! | null (a column that was empty everywhere) | the table's type if it has the column, else string ([`null_to_string`]) |
@@ -46,7 +47,7 @@ fn lake_type(t: &DataType) -> DataType {
             tz.as_ref().map(|z| norm_tz(z).into()),
         ),
         Date64 => Date32,
-        Time32(_) | Time64(_) | LargeUtf8 | Utf8View => Utf8,
+        Time32(_) | Time64(_) | Interval(_) | Duration(_) | LargeUtf8 | Utf8View => Utf8,
         LargeBinary | BinaryView | FixedSizeBinary(_) => Binary,
         Dictionary(_, v) => lake_type(v),
         Struct(fields) => Struct(fields.iter().map(|f| lake_field(f)).collect()),

@@ -10,7 +10,8 @@ use anyhow::Result;
 use serde::Serialize;
 use sluice_connectors::FileSource;
 use sluice_connectors::file_dest::FileDestination;
-use sluice_core::config::{DestinationConfig, SourceConfig};
+use sluice_connectors::postgres::PgSource;
+use sluice_core::config::{DatabaseKind, DestinationConfig, SourceConfig};
 use sluice_core::connector::{Destination, Source};
 use sluice_lake::{Lake, LakeDestination};
 
@@ -51,6 +52,13 @@ pub fn registry() -> Vec<ConnectorEntry> {
             modes: "",
             delivery: "",
             about: "CSV, JSON Lines and Parquet files matched by glob; incremental by new/changed file or cursor column",
+        },
+        ConnectorEntry {
+            kind: "postgres",
+            role: Role::Source,
+            modes: "",
+            delivery: "",
+            about: "PostgreSQL tables: binary COPY into Arrow, incremental by cursor, key ranges in parallel",
         },
         ConnectorEntry {
             kind: "lake",
@@ -95,6 +103,11 @@ pub fn build_source(project: &Project, name: &str) -> Result<Arc<dyn Source>> {
         SourceConfig::Files(files) => {
             let source = FileSource::new(name, files, &project.dir)
                 .and_then(|s| s.with_defaults(&project.config().defaults.stream_options()))
+                .map_err(|e| crate::plan::locate(project, name, e))?;
+            Ok(Arc::new(source))
+        }
+        SourceConfig::Database(DatabaseKind::Postgres, db) => {
+            let source = PgSource::new(name, db, &project.config().defaults.stream_options())
                 .map_err(|e| crate::plan::locate(project, name, e))?;
             Ok(Arc::new(source))
         }

@@ -133,6 +133,19 @@ impl CursorTracker {
         &self.column
     }
 
+    /// The bookmark this run filters by, as text in the same form the state
+    /// stores (`2024-03-01T12:00:00Z`, `12.50`): what a database source puts
+    /// in its `WHERE cursor >= …` to read only what may be new.
+    pub fn bookmark_text(&self) -> Option<String> {
+        let mark = self.bookmark.as_ref()?;
+        let formatter = arrow::util::display::ArrayFormatter::try_new(
+            mark.value.as_ref(),
+            &arrow::util::display::FormatOptions::default(),
+        )
+        .ok()?;
+        Some(formatter.value(0).to_string())
+    }
+
     /// Check that `schema` (of `origin`, e.g. `` `data/a.csv` ``) has the
     /// cursor column, and that its type has an order.
     pub fn check_schema(&self, schema: &Schema, origin: &str) -> Result<(), ConnectorError> {

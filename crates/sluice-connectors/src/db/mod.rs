@@ -70,12 +70,14 @@ pub struct TableInfo {
 }
 
 impl TableInfo {
-    /// The Arrow schema of the stream.
+    /// The Arrow schema of the stream. Every field is nullable: a value
+    /// that cannot be read is set aside as a bad record, and its row is
+    /// dropped from the batch only after the batch is built.
     pub fn schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns
                 .iter()
-                .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+                .map(|c| Field::new(&c.name, c.data_type.clone(), true))
                 .collect::<Vec<_>>(),
         ))
     }
@@ -119,6 +121,26 @@ pub fn describe_url(url: &str) -> String {
         }
         Err(_) => "<a URL that does not parse>".to_string(),
     }
+}
+
+/// Each row of `batch` as a JSON object (NULLs written out): the `record`
+/// of a quarantine row when the raw text of the source row is not at hand.
+pub fn rows_as_json(
+    batch: &arrow::array::RecordBatch,
+) -> Result<Vec<String>, sluice_core::connector::ConnectorError> {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::writer::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+        w.write(batch).and_then(|()| w.finish()).map_err(|e| {
+            sluice_core::connector::ConnectorError::Internal(format!("Rendering rows as JSON: {e}"))
+        })?;
+    }
+    Ok(String::from_utf8_lossy(&buf)
+        .lines()
+        .map(str::to_string)
+        .collect())
 }
 
 /// SQL string literal: `'it''s'`.

@@ -1,0 +1,539 @@
+//! The PostgreSQL `Source`: discovery, then binary COPY per stream.
+//!
+//! ```text
+//!  read(stream) ─► [split? min/max → key ranges]
+//!     per range, own connection:  COPY (SELECT cols FROM t WHERE cursor ≥ bookmark OR cursor IS NULL
+//!                                       [AND key range]) TO STDOUT (FORMAT binary)
+//!                                 ─► CopyDecoder ─► Decoded batches ─┐  (bounded channel)
+//!     one consumer: bad values → quarantine / error, cursor filter ◄─┘
+//!                   ─► Schema · Batch… · Quarantine… · Progress… · Checkpoint{cursor}
+//! ```
+
+use std::sync::Arc;
+
+use arrow::array::BooleanArray;
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::json;
+use sluice_core::config::{DatabaseSource, OnError, Replication, StreamOptions};
+use sluice_core::connector::{
+    Checkpoint, ConnectorError, Message, MessageStream, Progress, ReadRequest, RecordLocation,
+    Source, StreamInfo,
+};
+use sluice_core::quarantine::{QuarantineBuilder, QuarantinedRow};
+use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::catalog::{PgTable, discover, ident};
+use super::connect::{PgConnector, error_text};
+use super::copy_out::{CopyDecoder, Decoded};
+use super::types::PgKind;
+use crate::cursor::{CursorTracker, check_orderable};
+use crate::db::quote_literal;
+use crate::db::select::Selection;
+use crate::db::settings::{DbSettings, StreamSettings};
+use crate::db::split::ranges;
+
+/// A `type: postgres` source.
+pub struct PgSource {
+    name: String,
+    connector: PgConnector,
+    selection: Selection,
+    settings: DbSettings,
+    max_connections: usize,
+    tables: Mutex<Option<Arc<Vec<PgTable>>>>,
+}
+
+impl PgSource {
+    /// The source `name`; `defaults` is the project's `defaults:` layer.
+    pub fn new(
+        name: &str,
+        config: &DatabaseSource,
+        defaults: &StreamOptions,
+    ) -> Result<PgSource, ConnectorError> {
+        let url = config
+            .url
+            .as_deref()
+            .ok_or_else(|| ConnectorError::config(format!("Source `{name}` has no `url`"), None))?;
+        Ok(PgSource {
+            name: name.to_string(),
+            connector: PgConnector::from_url(url)?,
+            selection: Selection::new(
+                config.include.as_deref(),
+                config.exclude.as_deref(),
+                "public",
+            ),
+            settings: DbSettings::new(name, config, defaults),
+            max_connections: config.max_connections.unwrap_or(2).max(1),
+            tables: Mutex::new(None),
+        })
+    }
+
+    /// The selected tables (discovered once per source).
+    async fn tables(&self) -> Result<Arc<Vec<PgTable>>, ConnectorError> {
+        let mut cached = self.tables.lock().await;
+        if let Some(t) = cached.as_ref() {
+            return Ok(t.clone());
+        }
+        let client = self.connector.connect().await?;
+        let tables =
+            Arc::new(discover(&client, &self.name, &self.selection, &self.settings).await?);
+        *cached = Some(tables.clone());
+        Ok(tables)
+    }
+}
+
+#[async_trait]
+impl Source for PgSource {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn check(&self) -> Result<String, ConnectorError> {
+        let client = self.connector.connect().await?;
+        let version: String = client
+            .query_one("SHOW server_version", &[])
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| self.connector.error(e))?;
+        let tables = self.tables().await?;
+        Ok(format!(
+            "PostgreSQL {version} at {} ({} tables selected)",
+            self.connector.describe(),
+            tables.len()
+        ))
+    }
+
+    async fn discover(&self) -> Result<Vec<StreamInfo>, ConnectorError> {
+        Ok(self
+            .tables()
+            .await?
+            .iter()
+            .map(|t| t.info.stream_info())
+            .collect())
+    }
+
+    async fn read(&self, request: ReadRequest) -> Result<MessageStream, ConnectorError> {
+        let tables = self.tables().await?;
+        let table = tables
+            .iter()
+            .find(|t| t.info.stream == request.stream)
+            .cloned()
+            .ok_or_else(|| {
+                ConnectorError::config(
+                    format!("Source `{}` has no stream `{}`", self.name, request.stream),
+                    None,
+                )
+            })?;
+        let settings = self.settings.stream(&request.stream)?;
+        let schema = table.info.schema();
+        let cursor = match &settings.cursor {
+            Some(column) => {
+                let col = table.columns.iter().find(|c| &c.info.name == column).ok_or_else(|| {
+                    let names: Vec<&str> = table.columns.iter().map(|c| c.info.name.as_str()).collect();
+                    ConnectorError::config(
+                        format!("Stream `{}.{}`: the cursor column `{column}` is not a column of `{}`", self.name, request.stream, table.info.table.display()),
+                        Some(sluice_core::config::suggest::did_you_mean(column, names.iter().copied()).map_or_else(
+                            || format!("the table's columns: {}", names.join(", ")),
+                            |s| format!("did you mean `{s}`?"),
+                        )),
+                    )
+                })?;
+                check_orderable(column, &col.info.data_type)?;
+                let state = request.state.as_ref().and_then(|s| s.get("cursor"));
+                Some(CursorTracker::new(column, state)?)
+            }
+            None => None,
+        };
+        let job = ReadJob {
+            connector: self.connector.clone(),
+            table,
+            settings,
+            schema,
+            cursor,
+            on_error: request.on_error,
+            batch_size: request.batch_size.max(1),
+            max_connections: self.max_connections,
+        };
+        let (tx, rx) = mpsc::channel(3);
+        tokio::spawn(async move {
+            let err_tx = tx.clone();
+            if let Err(e) = job.run(tx).await {
+                let _ = err_tx.send(Err(e)).await;
+            }
+        });
+        Ok(ReceiverStream::new(rx).boxed())
+    }
+}
+
+type Out = mpsc::Sender<Result<Message, ConnectorError>>;
+
+struct ReadJob {
+    connector: PgConnector,
+    table: PgTable,
+    settings: StreamSettings,
+    schema: SchemaRef,
+    cursor: Option<CursorTracker>,
+    on_error: OnError,
+    batch_size: usize,
+    max_connections: usize,
+}
+
+/// The consumer stopped reading: end quietly.
+struct Closed;
+
+impl ReadJob {
+    fn label(&self) -> String {
+        self.table.info.table.display()
+    }
+
+    async fn run(mut self, out: Out) -> Result<(), ConnectorError> {
+        let send = |m: Message| {
+            let out = out.clone();
+            async move { out.send(Ok(m)).await.map_err(|_| Closed) }
+        };
+        if send(Message::Schema(self.schema.clone())).await.is_err() {
+            return Ok(());
+        }
+        let base = self.select_sql();
+        let queries = self.range_queries(&base).await?;
+        let (tx, mut rx) = mpsc::channel::<Result<RangeBatch, ConnectorError>>(2);
+        let permits = Arc::new(Semaphore::new(self.max_connections));
+        let kinds: Vec<PgKind> = self.table.columns.iter().map(|c| c.kind.clone()).collect();
+        for (query, _) in &queries {
+            let (tx, permits, connector, schema, kinds, query) = (
+                tx.clone(),
+                permits.clone(),
+                self.connector.clone(),
+                self.schema.clone(),
+                kinds.clone(),
+                query.clone(),
+            );
+            let (batch_size, label) = (self.batch_size, self.label());
+            tokio::spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return;
+                };
+                if let Err(e) =
+                    copy_range(&connector, &query, schema, &kinds, batch_size, &label, &tx).await
+                {
+                    let _ = tx.send(Err(e)).await;
+                }
+            });
+        }
+        drop(tx);
+        let mut rows = 0u64;
+        while let Some(received) = rx.recv().await {
+            let RangeBatch { decoded, bytes } = received?;
+            rows += match self.deliver(decoded, &send).await {
+                Ok(n) => n,
+                Err(Halt::Closed) => return Ok(()),
+                Err(Halt::Failed(e)) => return Err(e),
+            };
+            let progress = Progress {
+                bytes,
+                ..Default::default()
+            };
+            if send(Message::Progress(progress)).await.is_err() {
+                return Ok(());
+            }
+        }
+        let state = match &self.cursor {
+            Some(c) if self.settings.replication == Replication::Incremental => {
+                json!({ "cursor": c.final_state() })
+            }
+            _ => json!({}),
+        };
+        let position = format!("{}: {} rows", self.label(), rows);
+        let _ = send(Message::Checkpoint(Checkpoint { state, position })).await;
+        Ok(())
+    }
+
+    /// `SELECT cols FROM t [WHERE cursor ≥ bookmark OR cursor IS NULL]`.
+    fn select_sql(&self) -> String {
+        let cols: Vec<&str> = self
+            .table
+            .columns
+            .iter()
+            .map(|c| c.select.as_str())
+            .collect();
+        let t = &self.table.info.table;
+        let mut sql = format!(
+            "SELECT {} FROM {}.{}",
+            cols.join(", "),
+            ident(&t.schema),
+            ident(&t.name)
+        );
+        if let Some(c) = &self.cursor
+            && let Some(mark) = c.bookmark_text()
+        {
+            let col = ident(c.column());
+            let db_type = self
+                .table
+                .info
+                .column(c.column())
+                .map_or("text".to_string(), |i| i.db_type.clone());
+            // NULL cursors must arrive: they are bad records, never silently skipped.
+            sql.push_str(&format!(
+                " WHERE ({col} >= {}::{db_type} OR {col} IS NULL)",
+                quote_literal(&mark)
+            ));
+        }
+        sql
+    }
+
+    /// One COPY per key range (one in all when the stream is not split).
+    async fn range_queries(&self, base: &str) -> Result<Vec<(String, String)>, ConnectorError> {
+        let copy = |sql: String| format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
+        let Some(split) = &self.settings.split else {
+            return Ok(vec![(copy(base.to_string()), self.label())]);
+        };
+        let col = self
+            .table
+            .columns
+            .iter()
+            .find(|c| c.info.name == split.column)
+            .ok_or_else(|| {
+                ConnectorError::config(
+                    format!(
+                        "`split.column` `{}` is not a column of `{}`",
+                        split.column,
+                        self.label()
+                    ),
+                    None,
+                )
+            })?;
+        if !matches!(col.kind, PgKind::Int2 | PgKind::Int4 | PgKind::Int8) {
+            return Err(ConnectorError::config(
+                format!(
+                    "`split.column` `{}` of `{}` is {}; key ranges need an integer column",
+                    split.column,
+                    self.label(),
+                    col.info.db_type
+                ),
+                Some("split on the integer primary key".to_string()),
+            ));
+        }
+        let client = self.connector.connect().await?;
+        let t = &self.table.info.table;
+        let c = ident(&split.column);
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT min({c})::int8, max({c})::int8 FROM {}.{}",
+                    ident(&t.schema),
+                    ident(&t.name)
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| {
+                ConnectorError::external(format!("`{}`: {}", self.label(), error_text(&e)), e)
+            })?;
+        let bounds = (
+            row.try_get::<_, Option<i64>>(0),
+            row.try_get::<_, Option<i64>>(1),
+        );
+        let (Ok(Some(min)), Ok(Some(max))) = bounds else {
+            return Ok(vec![(copy(base.to_string()), self.label())]);
+        };
+        let joiner = if base.contains(" WHERE ") {
+            " AND"
+        } else {
+            " WHERE"
+        };
+        let mut out = Vec::new();
+        let n = split.ranges.unwrap_or(self.max_connections).max(1);
+        for (i, (lo, hi)) in ranges(min, max, n).into_iter().enumerate() {
+            let mut cond = format!("{joiner} ({c} >= {lo}");
+            if let Some(hi) = hi {
+                cond.push_str(&format!(" AND {c} < {hi}"));
+            }
+            cond.push(')');
+            if i == 0 {
+                // Rows whose key is NULL belong to no range: read them with the first.
+                cond = format!(
+                    "{joiner} (({c} >= {lo}{}) OR {c} IS NULL)",
+                    hi.map(|h| format!(" AND {c} < {h}")).unwrap_or_default()
+                );
+            }
+            out.push((
+                copy(format!("{base}{cond}")),
+                format!("{} ({} {lo}..)", self.label(), split.column),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Quarantine or fail bad rows, apply the cursor, send the batch; rows sent.
+    async fn deliver<F, Fut>(&mut self, decoded: Decoded, send: &F) -> Result<u64, Halt>
+    where
+        F: Fn(Message) -> Fut,
+        Fut: std::future::Future<Output = Result<(), Closed>>,
+    {
+        let Decoded { batch, rejects } = decoded;
+        let label = self.label();
+        let mut bad: Vec<(usize, Option<u64>, Option<String>, String)> = rejects
+            .into_iter()
+            .map(|r| {
+                (
+                    r.row,
+                    Some(r.record),
+                    self.table
+                        .columns
+                        .get(r.column)
+                        .map(|c| c.info.name.clone()),
+                    r.reason,
+                )
+            })
+            .collect();
+        let mut valid = vec![true; batch.num_rows()];
+        for (row, ..) in &bad {
+            valid[*row] = false;
+        }
+        let valid_mask = BooleanArray::from(valid.clone());
+        let mut keep = valid_mask.clone();
+        let mut skipped = 0;
+        if let Some(cursor) = &mut self.cursor {
+            let verdict = cursor
+                .filter(&batch, Some(&valid_mask))
+                .map_err(Halt::Failed)?;
+            for row in verdict.null_rows {
+                bad.push((
+                    row,
+                    None,
+                    Some(cursor.column().to_string()),
+                    format!("the cursor column `{}` is NULL", cursor.column()),
+                ));
+            }
+            skipped = verdict.skipped;
+            keep = verdict.keep;
+        }
+        if !bad.is_empty() {
+            bad.sort_by_key(|b| b.0);
+            let records = crate::db::rows_as_json(&batch).map_err(Halt::Failed)?;
+            if self.on_error == OnError::Fail {
+                let (row, record, column, reason) = bad.swap_remove(0);
+                let column_name = column.clone().unwrap_or_default();
+                return Err(Halt::Failed(ConnectorError::BadRecord {
+                    location: RecordLocation {
+                        file: Some(label),
+                        record,
+                        column,
+                        ..Default::default()
+                    },
+                    hint: Some(if reason.starts_with("the cursor column") {
+                        format!(
+                            "a row without a cursor value cannot be tracked incrementally; fill `{column_name}` (e.g. with a column default), or set `on_error: quarantine` to set such rows aside"
+                        )
+                    } else {
+                        "fix the value, declare the column's type in `streams.<name>.columns`, or set `on_error: quarantine`".into()
+                    }),
+                    message: format!(
+                        "{reason} (row: {})",
+                        records.get(row).cloned().unwrap_or_default()
+                    ),
+                }));
+            }
+            let mut q = QuarantineBuilder::default();
+            for (row, _record, column, reason) in &bad {
+                q.push(&QuarantinedRow {
+                    file: Some(label.clone()),
+                    line: None,
+                    column: column.clone(),
+                    value: None,
+                    reason: reason.clone(),
+                    record: records.get(*row).cloned(),
+                });
+            }
+            let qb = q
+                .finish()
+                .map_err(|e| Halt::Failed(ConnectorError::Internal(e.to_string())))?;
+            send(Message::Quarantine(qb))
+                .await
+                .map_err(|_| Halt::Closed)?;
+        }
+        let out = if keep.true_count() < batch.num_rows() {
+            filter_record_batch(&batch, &keep)
+                .map_err(|e| Halt::Failed(ConnectorError::Internal(e.to_string())))?
+        } else {
+            batch
+        };
+        if let Some(cursor) = &mut self.cursor {
+            cursor.observe(&out).map_err(Halt::Failed)?;
+        }
+        let n = out.num_rows() as u64;
+        if n > 0 {
+            send(Message::Batch(out)).await.map_err(|_| Halt::Closed)?;
+        }
+        if skipped > 0 {
+            send(Message::Progress(Progress {
+                rows_skipped: skipped,
+                ..Default::default()
+            }))
+            .await
+            .map_err(|_| Halt::Closed)?;
+        }
+        Ok(n)
+    }
+}
+
+enum Halt {
+    Closed,
+    Failed(ConnectorError),
+}
+
+/// A batch from a range, with the COPY bytes that produced it.
+struct RangeBatch {
+    decoded: Decoded,
+    bytes: u64,
+}
+
+/// Run one COPY and send its batches.
+async fn copy_range(
+    connector: &PgConnector,
+    query: &str,
+    schema: SchemaRef,
+    kinds: &[PgKind],
+    batch_size: usize,
+    label: &str,
+    tx: &mpsc::Sender<Result<RangeBatch, ConnectorError>>,
+) -> Result<(), ConnectorError> {
+    let client = connector.connect().await?;
+    let failed = |e: tokio_postgres::Error| {
+        ConnectorError::external(format!("Reading `{label}` failed: {}", error_text(&e)), e)
+    };
+    let stream = client.copy_out(query).await.map_err(failed)?;
+    futures::pin_mut!(stream);
+    let mut decoder = CopyDecoder::new(schema, kinds);
+    let mut reported = 0;
+    while let Some(chunk) = stream.next().await {
+        decoder.push(&chunk.map_err(failed)?).map_err(|e| {
+            ConnectorError::Internal(format!("Decoding COPY data of `{label}`: {e}"))
+        })?;
+        if decoder.rows() >= batch_size {
+            let decoded = decoder
+                .finish_batch()
+                .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+            let bytes = decoder.bytes - reported;
+            reported = decoder.bytes;
+            if tx.send(Ok(RangeBatch { decoded, bytes })).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if decoder.rows() > 0 {
+        let decoded = decoder
+            .finish_batch()
+            .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+        let _ = tx
+            .send(Ok(RangeBatch {
+                decoded,
+                bytes: decoder.bytes - reported,
+            }))
+            .await;
+    }
+    Ok(())
+}
