@@ -16,3 +16,6 @@ pub mod types;
 
 pub use connect::PgConnector;
 pub use source::PgSource;
+
+#[cfg(test)]
+mod tests;
