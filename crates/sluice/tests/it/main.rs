@@ -11,6 +11,7 @@ mod crash;
 mod destinations;
 mod incremental;
 mod malformed;
+mod postgres_dest;
 mod quickstart;
 mod s3;
 mod schema;

@@ -94,25 +94,49 @@ impl Destination for PgDestination {
     }
 
     fn describe(&self, table: &TableName) -> String {
-        format!("{} table {}", self.connector.describe(), self.qualified(table))
+        format!(
+            "{} table {}",
+            self.connector.describe(),
+            self.qualified(table)
+        )
     }
 
     async fn check(&self) -> Result<String, ConnectorError> {
         let client = self.connect().await?;
+        let schema = self.schema.clone().unwrap_or_else(|| "public".into());
+        let q = |e: tokio_postgres::Error| {
+            ConnectorError::external(
+                format!(
+                    "Destination `{}`: checking {} failed: {}",
+                    self.name,
+                    self.connector.describe(),
+                    super::connect::error_text(&e)
+                ),
+                e,
+            )
+        };
         let row = client
             .query_one(
                 "SELECT current_setting('server_version'), has_database_privilege(current_database(), 'CREATE'), \
                  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                  WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')), \
-                 has_schema_privilege($1, 'CREATE') IS TRUE OR to_regnamespace($1) IS NULL",
-                &[&self.schema.clone().unwrap_or_else(|| "public".into())],
+                  WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')), to_regnamespace($1) IS NOT NULL",
+                &[&schema],
             )
             .await
-            .map_err(|e| self.connector.error(e))?;
-        let version: String = row.try_get(0).map_err(|e| self.connector.error(e))?;
-        let create_db: bool = row.try_get(1).map_err(|e| self.connector.error(e))?;
-        let tables: i64 = row.try_get(2).map_err(|e| self.connector.error(e))?;
-        let create_schema: bool = row.try_get(3).map_err(|e| self.connector.error(e))?;
+            .map_err(q)?;
+        let version: String = row.try_get(0).map_err(q)?;
+        let create_db: bool = row.try_get(1).map_err(q)?;
+        let tables: i64 = row.try_get(2).map_err(q)?;
+        let schema_exists: bool = row.try_get(3).map_err(q)?;
+        let create_schema = if schema_exists {
+            client
+                .query_one("SELECT has_schema_privilege($1, 'CREATE')", &[&schema])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(q)?
+        } else {
+            create_db
+        };
         if !create_db && self.schema.is_none() {
             return Err(ConnectorError::config(
                 format!(

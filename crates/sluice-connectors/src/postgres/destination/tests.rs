@@ -6,16 +6,18 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
-    Float64Array, Int8Array, Int32Array, Int64Array, IntervalMonthDayNanoArray, LargeStringArray,
-    ListArray, RecordBatch, StringArray, StructArray, Time64MicrosecondArray,
-    TimestampMicrosecondArray, TimestampNanosecondArray, UInt64Array,
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int8Array, Int32Array, Int64Array, IntervalMonthDayNanoArray, LargeStringArray, ListArray,
+    RecordBatch, StringArray, StructArray, Time64MicrosecondArray, TimestampMicrosecondArray,
+    TimestampNanosecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, IntervalMonthDayNano, Schema};
 use serde_json::json;
 use sluice_core::TableName;
 use sluice_core::config::{PostgresDestination, WriteMode};
-use sluice_core::connector::{Checkpoint, CommittedState, ConnectorError, Destination, WriteRequest};
+use sluice_core::connector::{
+    Checkpoint, CommittedState, ConnectorError, Destination, WriteRequest,
+};
 
 use super::PgDestination;
 use crate::postgres::PgConnector;
@@ -38,7 +40,11 @@ impl TestDb {
                 .unwrap()
                 .subsec_nanos()
         );
-        let admin = PgConnector::from_url(ADMIN).unwrap().connect().await.unwrap();
+        let admin = PgConnector::from_url(ADMIN)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
@@ -58,9 +64,16 @@ impl TestDb {
     }
 
     pub async fn drop_db(self) {
-        let admin = PgConnector::from_url(ADMIN).unwrap().connect().await.unwrap();
+        let admin = PgConnector::from_url(ADMIN)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .await
             .unwrap();
     }
@@ -147,11 +160,18 @@ async fn postgres_destination_passes_the_conformance_check() {
     let count = |t: TableName| {
         let url = url.clone();
         async move {
-            let c = PgConnector::from_url(&url).unwrap().connect().await.unwrap();
-            c.query_one(&format!("SELECT count(*) FROM {}.{}", t.schema, t.name), &[])
+            let c = PgConnector::from_url(&url)
+                .unwrap()
+                .connect()
                 .await
-                .and_then(|r| r.try_get::<_, i64>(0))
-                .unwrap_or(-1) as u64
+                .unwrap();
+            c.query_one(
+                &format!("SELECT count(*) FROM {}.{}", t.schema, t.name),
+                &[],
+            )
+            .await
+            .and_then(|r| r.try_get::<_, i64>(0))
+            .unwrap_or(-1) as u64
         }
     };
     let result = check_destination(
@@ -173,7 +193,13 @@ async fn postgres_destination_passes_the_conformance_check() {
 async fn merge_upserts_last_arrival_and_records_the_checkpoint() {
     let db = TestDb::new("merge").await;
     let dest = db.dest(Some("analytics"));
-    load(&dest, req(WriteMode::Merge, "r1"), vec![rows(&[1, 2, 3], "a")], 1).await;
+    load(
+        &dest,
+        req(WriteMode::Merge, "r1"),
+        vec![rows(&[1, 2, 3], "a")],
+        1,
+    )
+    .await;
     // Key 2 twice in one load: the last arrival wins; key 4 is new.
     load(
         &dest,
@@ -221,14 +247,26 @@ async fn merge_without_a_key_is_refused_with_a_hint() {
 async fn overwrite_swaps_the_table_and_abort_leaves_the_old_one() {
     let db = TestDb::new("swap").await;
     let dest = db.dest(None);
-    load(&dest, req(WriteMode::Append, "r1"), vec![rows(&[1, 2, 3], "a")], 1).await;
+    load(
+        &dest,
+        req(WriteMode::Append, "r1"),
+        vec![rows(&[1, 2, 3], "a")],
+        1,
+    )
+    .await;
     // An aborted overwrite leaves the old table whole.
     let mut w = dest.open(req(WriteMode::Overwrite, "r2")).await.unwrap();
     w.write(rows(&[9], "x")).await.unwrap();
     w.abort().await;
     drop(w);
     assert_eq!(db.count("app.t").await, 3);
-    load(&dest, req(WriteMode::Overwrite, "r3"), vec![rows(&[7, 8], "z")], 2).await;
+    load(
+        &dest,
+        req(WriteMode::Overwrite, "r3"),
+        vec![rows(&[7, 8], "z")],
+        2,
+    )
+    .await;
     let after = db.count("app.t").await;
     let leftovers = db
         .texts("SELECT count(*)::text FROM pg_class WHERE relname LIKE '%sluice_new%'")
@@ -297,15 +335,15 @@ async fn evolution_adds_widens_and_refuses() {
         .unwrap();
     db.drop_db().await;
     assert_eq!(c.changes.len(), 2, "{:?}", c.changes);
-    assert_eq!(
-        types[0].as_deref(),
-        Some("id bigint, n bigint, extra text")
-    );
+    assert_eq!(types[0].as_deref(), Some("id bigint, n bigint, extra text"));
     assert!(matches!(err, ConnectorError::SchemaRefused { .. }), "{err}");
     assert!(err.to_string().contains("`n`"), "{err}");
     use sluice_core::error::Classify;
     assert!(err.hint().unwrap().contains("--full-refresh"));
-    assert_eq!(known.field_with_name("n").unwrap().data_type(), &DataType::Int64);
+    assert_eq!(
+        known.field_with_name("n").unwrap().data_type(),
+        &DataType::Int64
+    );
 }
 
 #[tokio::test]
@@ -323,10 +361,22 @@ async fn every_type_round_trips() {
     )]);
     let columns: Vec<(&str, ArrayRef)> = vec![
         ("id", Arc::new(Int64Array::from(vec![1, 2, 3]))),
-        ("i8", Arc::new(Int8Array::from(vec![Some(-8), None, Some(7)]))),
-        ("u64", Arc::new(UInt64Array::from(vec![Some(u64::MAX), None, Some(0)]))),
-        ("f32", Arc::new(Float32Array::from(vec![Some(1.5), None, Some(-0.25)]))),
-        ("f64", Arc::new(Float64Array::from(vec![Some(1e300), None, Some(-2.5)]))),
+        (
+            "i8",
+            Arc::new(Int8Array::from(vec![Some(-8), None, Some(7)])),
+        ),
+        (
+            "u64",
+            Arc::new(UInt64Array::from(vec![Some(u64::MAX), None, Some(0)])),
+        ),
+        (
+            "f32",
+            Arc::new(Float32Array::from(vec![Some(1.5), None, Some(-0.25)])),
+        ),
+        (
+            "f64",
+            Arc::new(Float64Array::from(vec![Some(1e300), None, Some(-2.5)])),
+        ),
         (
             "dec",
             Arc::new(
@@ -335,14 +385,37 @@ async fn every_type_round_trips() {
                     .unwrap(),
             ),
         ),
-        ("b", Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)]))),
-        ("s", Arc::new(StringArray::from(vec![Some("héllo"), None, Some("")]))),
-        ("ls", Arc::new(LargeStringArray::from(vec![Some("x"), None, Some("y")]))),
-        ("bin", Arc::new(BinaryArray::from(vec![Some(&b"\x00\xff"[..]), None, Some(b"")]))),
-        ("d", Arc::new(Date32Array::from(vec![Some(19_000), None, Some(-1)]))),
+        (
+            "b",
+            Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+        ),
+        (
+            "s",
+            Arc::new(StringArray::from(vec![Some("héllo"), None, Some("")])),
+        ),
+        (
+            "ls",
+            Arc::new(LargeStringArray::from(vec![Some("x"), None, Some("y")])),
+        ),
+        (
+            "bin",
+            Arc::new(BinaryArray::from(vec![
+                Some(&b"\x00\xff"[..]),
+                None,
+                Some(b""),
+            ])),
+        ),
+        (
+            "d",
+            Arc::new(Date32Array::from(vec![Some(19_000), None, Some(-1)])),
+        ),
         (
             "tm",
-            Arc::new(Time64MicrosecondArray::from(vec![Some(3_723_000_001), None, Some(0)])),
+            Arc::new(Time64MicrosecondArray::from(vec![
+                Some(3_723_000_001),
+                None,
+                Some(0),
+            ])),
         ),
         (
             "ts",
@@ -355,8 +428,12 @@ async fn every_type_round_trips() {
         (
             "tsz",
             Arc::new(
-                TimestampNanosecondArray::from(vec![Some(1_700_000_000_000_000_000), None, Some(0)])
-                    .with_timezone("+02:00"),
+                TimestampNanosecondArray::from(vec![
+                    Some(1_700_000_000_000_000_000),
+                    None,
+                    Some(0),
+                ])
+                .with_timezone("+02:00"),
             ),
         ),
         (
@@ -430,9 +507,21 @@ async fn every_type_round_trips() {
         ]
     );
     // The struct row itself is valid, with a NULL field.
-    assert_eq!(nulls, [Some("15".to_string()), Some("{\"a\": null}".to_string())]);
+    assert_eq!(
+        nulls,
+        [Some("15".to_string()), Some("{\"a\": null}".to_string())]
+    );
     let third: Vec<&str> = third.iter().map(|v| v.as_deref().unwrap()).collect();
-    assert_eq!(third, ["0.005", "1969-12-31", "1969-12-31 23:59:59.999999", "{}", ""]);
+    assert_eq!(
+        third,
+        [
+            "0.005",
+            "1969-12-31",
+            "1969-12-31 23:59:59.999999",
+            "{}",
+            ""
+        ]
+    );
 }
 
 #[tokio::test]

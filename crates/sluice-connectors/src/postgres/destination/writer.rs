@@ -39,8 +39,7 @@ use tokio_postgres::{Client, CopyInSink};
 
 use super::copy_in::{Col, encode_rows, header, json_options, trailer};
 use super::ddl::{
-    Qualified, alter_statements, column_list, create_table, kind_of_field, sql_error,
-    stored_schema,
+    Qualified, alter_statements, column_list, create_table, kind_of_field, sql_error, stored_schema,
 };
 use super::{CHECKPOINTS, is_other, table_columns};
 use crate::postgres::catalog::ident;
@@ -155,7 +154,10 @@ impl PgStreamWriter {
 
     async fn exec(&self, sql: &str, doing: &str) -> Result<(), ConnectorError> {
         tracing::debug!("{}: {sql}", self.target);
-        self.client.batch_execute(sql).await.map_err(self.err(doing))
+        self.client
+            .batch_execute(sql)
+            .await
+            .map_err(self.err(doing))
     }
 
     /// Apply the evolution rules; returns the schema the batch is conformed to.
@@ -374,8 +376,9 @@ impl PgStreamWriter {
                 let fields = batch.schema().fields().clone();
                 let mut cols = Vec::with_capacity(indices.len());
                 for (k, &i) in indices.iter().enumerate() {
-                    let col = Col::new(&kinds[k], batch.column(i), &fields[i], &options)
-                        .map_err(|e| ConnectorError::Internal(format!("column `{}`: {e}", fields[i].name())))?;
+                    let col = Col::new(&kinds[k], batch.column(i), &fields[i], &options).map_err(
+                        |e| ConnectorError::Internal(format!("column `{}`: {e}", fields[i].name())),
+                    )?;
                     cols.push(col);
                 }
                 let first = seq.then_some(self.next_seq);
@@ -448,7 +451,11 @@ impl PgStreamWriter {
     }
 
     /// Make everything pending durable under checkpoint `seq`, in one transaction.
-    async fn commit(&mut self, seq: u64, checkpoint: Checkpoint) -> Result<Committed, ConnectorError> {
+    async fn commit(
+        &mut self,
+        seq: u64,
+        checkpoint: Checkpoint,
+    ) -> Result<Committed, ConnectorError> {
         self.end_copy().await?;
         self.begin().await?;
         let keys = self.req.primary_key.clone();
@@ -580,8 +587,11 @@ impl PgStreamWriter {
                 "dropping a leftover table",
             )
             .await?;
-            self.exec(&create_table(&new, schema, key, false), "creating the new table")
-                .await?;
+            self.exec(
+                &create_table(&new, schema, key, false),
+                "creating the new table",
+            )
+            .await?;
             if self.load.is_some() {
                 let cols = column_list(&writable(schema));
                 let key_list: Vec<String> = keys.iter().map(|k| ident(k)).collect();
@@ -597,8 +607,11 @@ impl PgStreamWriter {
             }
         } else if self.load.is_none() {
             // Announced but no rows: the new table is empty.
-            self.exec(&create_table(&new, schema, None, false), "creating the new table")
-                .await?;
+            self.exec(
+                &create_table(&new, schema, None, false),
+                "creating the new table",
+            )
+            .await?;
         }
         self.exec(
             &format!("DROP TABLE IF EXISTS {}", self.target.sql()),
@@ -606,7 +619,11 @@ impl PgStreamWriter {
         )
         .await?;
         self.exec(
-            &format!("ALTER TABLE {} RENAME TO {}", new.sql(), ident(&self.target.name)),
+            &format!(
+                "ALTER TABLE {} RENAME TO {}",
+                new.sql(),
+                ident(&self.target.name)
+            ),
             "swapping in the new table",
         )
         .await?;
@@ -658,15 +675,27 @@ impl PgStreamWriter {
     async fn copy_quarantine(&mut self, rows: RecordBatch) -> Result<(), ConnectorError> {
         self.end_copy().await?;
         self.begin().await?;
-        let q = self.target.sibling(&format!("{}__quarantine", self.target.name));
+        let q = self
+            .target
+            .sibling(&format!("{}__quarantine", self.target.name));
         let schema = stored_schema(&quarantine::stored_schema());
         let cols: Vec<String> = schema
             .fields()
             .iter()
-            .map(|f| format!("{} {}", ident(f.name()), super::ddl::sql_type(&kind_of_field(f))))
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    ident(f.name()),
+                    super::ddl::sql_type(&kind_of_field(f))
+                )
+            })
             .collect();
         self.exec(
-            &format!("CREATE TABLE IF NOT EXISTS {} ({})", q.sql(), cols.join(", ")),
+            &format!(
+                "CREATE TABLE IF NOT EXISTS {} ({})",
+                q.sql(),
+                cols.join(", ")
+            ),
             "creating the quarantine table",
         )
         .await?;
@@ -701,7 +730,9 @@ impl PgStreamWriter {
         }
         trailer(&mut self.buf);
         let data = self.buf.split().freeze();
-        sink.send(data).await.map_err(|e| sql_error(&q, "COPY", e))?;
+        sink.send(data)
+            .await
+            .map_err(|e| sql_error(&q, "COPY", e))?;
         sink.as_mut()
             .finish()
             .await
@@ -732,8 +763,9 @@ impl StreamWriter for PgStreamWriter {
             return Ok(());
         }
         let now = chrono::Utc::now().timestamp_micros();
-        let stored = quarantine::with_run_columns(&rows, &self.req.run_id, &self.req.stream_id, now)
-            .map_err(|e| ConnectorError::Internal(format!("quarantine rows: {e}")))?;
+        let stored =
+            quarantine::with_run_columns(&rows, &self.req.run_id, &self.req.stream_id, now)
+                .map_err(|e| ConnectorError::Internal(format!("quarantine rows: {e}")))?;
         let n = stored.num_rows() as u64;
         self.copy_quarantine(stored).await?;
         self.pending_quarantined += n;
@@ -807,7 +839,11 @@ fn schemas_equal(a: &Schema, b: &Schema) -> bool {
 
 /// Columns that were NULL everywhere are stored as text.
 fn null_to_text(schema: SchemaRef) -> SchemaRef {
-    if !schema.fields().iter().any(|f| f.data_type() == &DataType::Null) {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Null)
+    {
         return schema;
     }
     let fields: Vec<_> = schema
