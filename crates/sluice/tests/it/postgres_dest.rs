@@ -256,6 +256,21 @@ fn connectors_and_debug_list_the_destination() {
         all.contains("PostgreSQL") && all.contains("schema `analytics`"),
         "{all}"
     );
+
+    // `extract --to` sends a lake-bound source to the warehouse, with its own bookmark.
+    let p = Project::new(&format!(
+        "destinations:\n  wh: {{ type: postgres, url: \"{}\", schema: other }}\n\
+         sources:\n  s:\n    type: files\n    path: data/*.csv\n    stream: t\n",
+        db.url()
+    ));
+    p.write("data/a.csv", orders_csv(0, 4));
+    let v = p.json(&["extract", "s", "--to", "wh"]);
+    assert_eq!(v["streams"][0]["rows_written"], 4, "{v:#}");
+    assert_eq!(db.n("SELECT count(*) FROM other.t"), 4);
+    assert!(
+        !p.path().join(".sluice/lake/s/t").exists(),
+        "the lake was not written"
+    );
 }
 
 const FILES: u64 = 12;

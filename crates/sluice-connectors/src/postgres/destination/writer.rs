@@ -413,7 +413,11 @@ impl PgStreamWriter {
     ) -> ConnectorError {
         ConnectorError::BadRecord {
             location: RecordLocation {
-                file: Some(format!("{} (row {} of this load)", self.req.table, self.written_rows + row as u64 + 1)),
+                file: Some(format!(
+                    "{} (row {} of this load)",
+                    self.req.table,
+                    self.written_rows + self.pending_rows + row as u64 + 1
+                )),
                 line: None,
                 column: Some(column.to_string()),
                 record: None,
