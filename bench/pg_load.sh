@@ -12,7 +12,7 @@
 #   BUILD=1          0: skip `cargo build --release -p sluice`
 #   SLUICE=path      use this binary (implies BUILD=0)
 #   PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres   the server (trust or PGPASSWORD)
-#   PGDB=sluice_bench  database created (if missing) and used; schemas bench_* are dropped per run
+#   PGDB=sluice_bench_load  database created (if missing) and used; schemas bench_* are dropped per run
 #
 # What runs, each into an empty table created in the load's own transaction:
 #   copy    psql: BEGIN; CREATE TABLE (LIKE the table Sluice made); \copy FROM the CSV; COMMIT
@@ -30,7 +30,7 @@ ROOT="$(dirname "$BENCH_DIR")"
 ROWS="${ROWS:-1000000}"; REPS="${REPS:-3}"; SEED="${SEED:-42}"; BUILD="${BUILD:-1}"
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
 export PGOPTIONS="${PGOPTIONS:--c client_min_messages=warning}"
-PGDB="${PGDB:-sluice_bench}"
+PGDB="${PGDB:-sluice_bench_load}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 DATA="$BENCH_DIR/data"; OUT="$BENCH_DIR/out/pg"
 CSV="$DATA/orders_${ROWS}.csv"
