@@ -12,6 +12,7 @@ mod destinations;
 mod incremental;
 mod malformed;
 mod pg_source;
+mod postgres_dest;
 mod quickstart;
 mod s3;
 mod schema;
