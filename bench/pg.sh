@@ -4,8 +4,10 @@
 #
 #   extract: public.orders (1M rows) -> Delta   vs  psql COPY TO STDOUT (binary and csv, to /dev/null),
 #            dlt sql_database (connectorx, pyarrow) -> parquet, Sling -> parquet
-#   load:    the orders CSV -> PostgreSQL        vs  psql \copy FROM (same table definition)
-#            a Delta table -> PostgreSQL         (the lake's parquet files read back by sluice)
+#   load:    the orders CSV -> PostgreSQL        vs  psql \copy FROM into the same table definition
+#            a Delta table -> PostgreSQL             (both with the primary key on id)
+#            (Sluice has no Delta source yet: a files source reads the Parquet files of
+#            the single-commit Delta table the extract made)
 #
 #   bench/pg.sh                      # 1M rows, 3 reps
 #   ROWS=100000 REPS=1 bench/pg.sh   # quick
@@ -52,7 +54,7 @@ if [ ! -s "$CSV" ]; then
 fi
 cat "$CSV" > /dev/null
 
-psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql_() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 TABLE_DDL="(id bigint PRIMARY KEY, customer_id bigint NOT NULL, order_ts timestamptz NOT NULL,
   status text NOT NULL, amount numeric(12,2) NOT NULL, quantity integer NOT NULL,
   note text, updated_at timestamptz NOT NULL)"
@@ -112,6 +114,7 @@ sources:
     path: $CSV
     stream: orders
     columns: { id: int64, customer_id: int64, order_ts: timestamptz, status: string, amount: 'decimal(12,2)', quantity: int32, note: string, updated_at: timestamptz }
+    primary_key: [id]
     write_mode: append
     destination: wh
   delta:
@@ -119,6 +122,7 @@ sources:
     format: parquet
     path: "$OUT/pg-extract/.sluice/lake/bench/orders/*.parquet"
     stream: orders
+    primary_key: [id]
     write_mode: append
     destination: wh
 destinations:
