@@ -277,10 +277,28 @@ impl<T: ArrayBuilder> FinishArray for T {
     }
 }
 
+/// A value for a message, as MySQL would print it.
 fn show(v: &Value) -> String {
     match v {
         Value::Bytes(b) => format!("`{}`", String::from_utf8_lossy(b)),
-        other => format!("{other:?}"),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Double(d) => d.to_string(),
+        Value::NULL => "NULL".into(),
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            format!("`{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}`")
+        }
+        Value::Time(neg, days, h, m, s, us) => {
+            let hours = u64::from(*days) * 24 + u64::from(*h);
+            let sign = if *neg { "-" } else { "" };
+            let frac = if *us > 0 {
+                format!(".{us:06}")
+            } else {
+                String::new()
+            };
+            format!("`{sign}{hours:02}:{m:02}:{s:02}{frac}`")
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! ```text
 //!  read(stream) ─► [split? min/max → key ranges]
 //!     per range, own connection:  SELECT cols FROM t [WHERE (cursor ≥ bookmark OR cursor IS NULL)]
-//!                                 [AND key range]   (text protocol, rows streamed, never buffered)
+//!                                 [AND key range]   (binary protocol, rows streamed, never buffered)
 //!                                 ─► RowDecoder ─► Decoded batches ─┐  (bounded channel)
 //!     one consumer: bad values → quarantine / error, cursor filter ◄─┘
 //!                   ─► Schema · Batch… · Quarantine… · Progress… · Checkpoint{cursor}
@@ -36,14 +36,15 @@ use crate::cursor::{CursorTracker, check_orderable};
 use crate::db::settings::{DbSettings, StreamSettings};
 use crate::db::split::ranges;
 
-/// Which MySQL protocol a read uses. Text is the default: on 1M rows it
-/// was faster than the binary protocol here (see docs/config.md).
+/// Which MySQL protocol a read uses. Binary is the default: on 1M rows it
+/// was 10–15 % faster than the text protocol here (numbers and dates arrive
+/// typed, with no text to allocate and parse; see docs/config.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
     /// `COM_QUERY`: values as text.
-    #[default]
     Text,
-    /// A prepared statement: values typed.
+    /// A prepared statement (`COM_STMT_EXECUTE`): values typed.
+    #[default]
     Binary,
 }
 
