@@ -11,6 +11,7 @@ mod crash;
 mod destinations;
 mod incremental;
 mod malformed;
+mod mysql;
 mod quickstart;
 mod s3;
 mod schema;
