@@ -123,14 +123,13 @@ pub async fn discover(
             schema: text(r, 0).unwrap_or_default(),
             name: text(r, 1).unwrap_or_default(),
         };
-        keys.entry(t).or_default().push(text(r, 2).unwrap_or_default());
+        keys.entry(t)
+            .or_default()
+            .push(text(r, 2).unwrap_or_default());
     }
     let default_include = [format!("{database}.*")];
-    let selection = select::Selection::new(
-        Some(include.unwrap_or(&default_include)),
-        exclude,
-        database,
-    );
+    let selection =
+        select::Selection::new(Some(include.unwrap_or(&default_include)), exclude, database);
     // Views: only those an `include` entry without wildcards names.
     let explicit: Vec<String> = include
         .unwrap_or_default()
@@ -193,8 +192,7 @@ fn column(
 ) -> Result<MyColumn, ConnectorError> {
     let quoted = ident(name);
     let db_type = info.column_type.clone();
-    let (kind, select, as_text) = if let Some((_, dt)) = declared.iter().find(|(d, _)| d == name)
-    {
+    let (kind, select, as_text) = if let Some((_, dt)) = declared.iter().find(|(d, _)| d == name) {
         let (cast, kind) = cast_for(dt).ok_or_else(|| {
             ConnectorError::config(
                 format!(

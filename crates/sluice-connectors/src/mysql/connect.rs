@@ -59,9 +59,7 @@ impl MyConnector {
                 Some("write it as mysql://user:password@host:3306/database (percent-encode special characters in the password)".to_string()),
             )
         })?;
-        let opts: Opts = OptsBuilder::from_opts(opts)
-            .setup(SESSION.to_vec())
-            .into();
+        let opts: Opts = OptsBuilder::from_opts(opts).setup(SESSION.to_vec()).into();
         let user = opts.user().map(|u| format!("{u}@")).unwrap_or_default();
         let shown = format!(
             "mysql://{user}{}:{}/{}",
@@ -171,11 +169,7 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Timeout => write!(
-                f,
-                "no answer within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            ),
+            Failure::Timeout => write!(f, "no answer within {} s", CONNECT_TIMEOUT.as_secs()),
             Failure::Driver(e) => f.write_str(&error_text(e)),
         }
     }
@@ -251,7 +245,9 @@ mod tests {
         let c = MyConnector::from_url("mysql://root@127.0.0.1:3306/sluice_no_such_db").unwrap();
         let e = c.connect().await.unwrap_err();
         assert!(
-            e.hint().unwrap().contains("no database `sluice_no_such_db`"),
+            e.hint()
+                .unwrap()
+                .contains("no database `sluice_no_such_db`"),
             "{e}"
         );
     }

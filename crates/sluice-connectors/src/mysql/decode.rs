@@ -81,7 +81,10 @@ impl RowDecoder {
     pub fn push(&mut self, values: &[Option<Value>]) {
         self.records += 1;
         for (i, col) in self.cols.iter_mut().enumerate() {
-            let v = values.get(i).and_then(Option::as_ref).unwrap_or(&Value::NULL);
+            let v = values
+                .get(i)
+                .and_then(Option::as_ref)
+                .unwrap_or(&Value::NULL);
             self.bytes += match v {
                 Value::Bytes(b) => b.len() as u64,
                 Value::NULL => 0,
@@ -554,10 +557,7 @@ mod tests {
             Some(43_200_500_000)
         );
         assert_eq!(datetime(&b("0000-00-00 00:00:00")), Ok(None));
-        assert_eq!(
-            datetime(&b("1970-01-02")).unwrap().unwrap().days(),
-            Ok(1)
-        );
+        assert_eq!(datetime(&b("1970-01-02")).unwrap().unwrap().days(), Ok(1));
         assert_eq!(time(&b("23:59:59.999999")), Ok(MICROS_PER_DAY - 1));
         assert!(time(&b("838:59:59")).is_err());
         assert!(time(&b("-00:00:01")).is_err());

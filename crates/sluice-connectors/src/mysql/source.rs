@@ -244,7 +244,7 @@ impl ReadJob {
         self.table.info.table.display()
     }
 
-    fn from_table(&self) -> String {
+    fn table_sql(&self) -> String {
         let t = &self.table.info.table;
         format!("{}.{}", ident(&t.schema), ident(&t.name))
     }
@@ -278,10 +278,7 @@ impl ReadJob {
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return;
                 };
-                if let Err(e) = range
-                    .run(&connector, &query, schema, &kinds, &tx)
-                    .await
-                {
+                if let Err(e) = range.run(&connector, &query, schema, &kinds, &tx).await {
                     let _ = tx.send(Err(e)).await;
                 }
             });
@@ -318,7 +315,11 @@ impl ReadJob {
     fn cursor_condition(&self) -> Option<String> {
         let c = self.cursor.as_ref()?;
         let mark = c.bookmark_text()?;
-        let col = self.table.columns.iter().find(|x| x.info.name == c.column())?;
+        let col = self
+            .table
+            .columns
+            .iter()
+            .find(|x| x.info.name == c.column())?;
         let expr = &col.select;
         // NULL cursors must arrive: they are bad records, never silently skipped.
         Some(match &col.info.data_type {
@@ -353,7 +354,7 @@ impl ReadJob {
             .iter()
             .map(|c| format!("{} AS {}", c.select, ident(&c.info.name)))
             .collect();
-        let base = format!("SELECT {} FROM {}", cols.join(", "), self.from_table());
+        let base = format!("SELECT {} FROM {}", cols.join(", "), self.table_sql());
         let mut conditions: Vec<String> = self.cursor_condition().into_iter().collect();
         let query = |conditions: &[String]| {
             if conditions.is_empty() {
@@ -396,7 +397,7 @@ impl ReadJob {
         let bounds: Option<(Option<i64>, Option<i64>)> = conn
             .query_first(format!(
                 "SELECT CAST(MIN({c}) AS SIGNED), CAST(MAX({c}) AS SIGNED) FROM {}",
-                self.from_table()
+                self.table_sql()
             ))
             .await
             .map_err(|e| {

@@ -139,7 +139,10 @@ async fn source_keeps_the_connector_contract() {
     // The view is not picked up without being named.
     assert_eq!(rows, [("customers".into(), 2), ("orders".into(), 4)]);
     let check = src.check().await.unwrap();
-    assert!(check.contains("MariaDB") && check.contains("2 tables selected"), "{check}");
+    assert!(
+        check.contains("MariaDB") && check.contains("2 tables selected"),
+        "{check}"
+    );
 }
 
 #[tokio::test]
@@ -156,10 +159,22 @@ async fn discovery_reports_columns_keys_and_named_views() {
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
-    assert!(details.contains(&"column amount: decimal(10,2) → decimal(10,2)".to_string()), "{details:?}");
-    assert!(details.contains(&format!("table: {}.orders", db.name)), "{details:?}");
+    assert!(
+        details.contains(&"column amount: decimal(10,2) → decimal(10,2)".to_string()),
+        "{details:?}"
+    );
+    assert!(
+        details.contains(&format!("table: {}.orders", db.name)),
+        "{details:?}"
+    );
     assert_eq!(
-        streams[1].schema.as_ref().unwrap().field(0).data_type().to_string(),
+        streams[1]
+            .schema
+            .as_ref()
+            .unwrap()
+            .field(0)
+            .data_type()
+            .to_string(),
         "UInt64"
     );
     let e = db
@@ -206,7 +221,10 @@ async fn every_type_maps_with_extremes_and_nulls() {
     assert!(col::<BooleanArray>(&b, "b").value(0));
     let d = col::<Decimal128Array>(&b, "d");
     assert_eq!(d.data_type().to_string(), "Decimal128(38, 10)");
-    assert_eq!(d.value_as_string(0), "-1234567890123456789012345678.0123456789");
+    assert_eq!(
+        d.value_as_string(0),
+        "-1234567890123456789012345678.0123456789"
+    );
     assert_eq!(col::<Float32Array>(&b, "f").value(0), 1.5);
     assert_eq!(col::<Float64Array>(&b, "dbl").value(0), -2.25e300);
     assert_eq!(col::<Int64Array>(&b, "bt").value(0), 513);
@@ -217,13 +235,22 @@ async fn every_type_maps_with_extremes_and_nulls() {
     assert_eq!(col::<StringArray>(&b, "lt").value(0).len(), 1000);
     assert_eq!(col::<StringArray>(&b, "e").value(0), "b");
     assert_eq!(col::<StringArray>(&b, "st").value(0), "x,y");
-    assert_eq!(col::<Date32Array>(&b, "dt").value_as_date(0).unwrap().to_string(), "9999-12-31");
+    assert_eq!(
+        col::<Date32Array>(&b, "dt")
+            .value_as_date(0)
+            .unwrap()
+            .to_string(),
+        "9999-12-31"
+    );
     assert_eq!(
         col::<Time64MicrosecondArray>(&b, "tm").value(0),
         86_400_000_000 - 1
     );
     let dtm = col::<TimestampMicrosecondArray>(&b, "dtm");
-    assert_eq!(dtm.value_as_datetime(0).unwrap().to_string(), "1000-01-01 00:00:00.000001");
+    assert_eq!(
+        dtm.value_as_datetime(0).unwrap().to_string(),
+        "1000-01-01 00:00:00.000001"
+    );
     let ts = col::<TimestampMicrosecondArray>(&b, "ts");
     assert_eq!(ts.data_type().to_string(), "Timestamp(µs, \"UTC\")");
     assert_eq!(ts.value(0), 2_147_483_647_999_999);
@@ -231,10 +258,17 @@ async fn every_type_maps_with_extremes_and_nulls() {
     assert!(col::<StringArray>(&b, "j").value(0).contains("\"k\""));
     assert_eq!(col::<BinaryArray>(&b, "bn").value(0), [0x00, 0xff]);
     assert_eq!(col::<BinaryArray>(&b, "vb").value(0), b"");
-    assert_eq!(col::<BinaryArray>(&b, "bl").value(0), [0xde, 0xad, 0xbe, 0xef]);
+    assert_eq!(
+        col::<BinaryArray>(&b, "bl").value(0),
+        [0xde, 0xad, 0xbe, 0xef]
+    );
     assert_eq!(col::<StringArray>(&b, "g").value(0), "POINT(1 2)");
     for (i, f) in b.schema().fields().iter().enumerate().skip(1) {
-        assert!(b.column(i).is_null(1), "{} is not NULL in the NULL row", f.name());
+        assert!(
+            b.column(i).is_null(1),
+            "{} is not NULL in the NULL row",
+            f.name()
+        );
     }
     // The text protocol reads the same values.
     let (text, _, _) = read(&src.with_protocol(Protocol::Text), "t", None, OnError::Fail)
@@ -245,13 +279,17 @@ async fn every_type_maps_with_extremes_and_nulls() {
 
 #[tokio::test]
 async fn values_arrow_cannot_hold_are_bad_records_and_zero_dates_null() {
-    let db = TestDb::new("bad", &[
-        "SET SESSION sql_mode = ''",
-        "CREATE TABLE t (id INT PRIMARY KEY, flag TINYINT(1), tm TIME, dt DATE, dtm DATETIME)",
-        "INSERT INTO t VALUES (1, 1, '12:00:00', '0000-00-00', '0000-00-00 00:00:00'), \
+    let db = TestDb::new(
+        "bad",
+        &[
+            "SET SESSION sql_mode = ''",
+            "CREATE TABLE t (id INT PRIMARY KEY, flag TINYINT(1), tm TIME, dt DATE, dtm DATETIME)",
+            "INSERT INTO t VALUES (1, 1, '12:00:00', '0000-00-00', '0000-00-00 00:00:00'), \
          (2, 7, '00:00:00', '2024-01-01', NULL), (3, 0, '100:00:00', NULL, NULL), \
          (4, 0, '-01:00:00', NULL, NULL)",
-    ]).await;
+        ],
+    )
+    .await;
     for protocol in [Protocol::Binary, Protocol::Text] {
         let src = db.source(json!({})).with_protocol(protocol);
         let (b, bad, _) = read(&src, "t", None, OnError::Quarantine).await.unwrap();
@@ -260,11 +298,20 @@ async fn values_arrow_cannot_hold_are_bad_records_and_zero_dates_null() {
         assert!(b.column_by_name("dtm").unwrap().is_null(0));
         assert_eq!(bad.len(), 3, "{protocol:?}: {bad:?}");
         assert!(bad[0].starts_with("flag: 7 is not a boolean"), "{bad:?}");
-        assert!(bad[1].starts_with("tm: the time `100:00:00` is outside"), "{bad:?}");
-        assert!(bad[2].starts_with("tm: the time `-01:00:00` is outside"), "{bad:?}");
+        assert!(
+            bad[1].starts_with("tm: the time `100:00:00` is outside"),
+            "{bad:?}"
+        );
+        assert!(
+            bad[2].starts_with("tm: the time `-01:00:00` is outside"),
+            "{bad:?}"
+        );
         let e = read(&src, "t", None, OnError::Fail).await.unwrap_err();
         let text = e.to_string();
-        assert!(text.contains(&format!("{}.t", db.name)) && text.contains("flag"), "{text}");
+        assert!(
+            text.contains(&format!("{}.t", db.name)) && text.contains("flag"),
+            "{text}"
+        );
     }
 }
 
@@ -277,7 +324,9 @@ async fn incremental_reads_from_the_bookmark_and_refuses_bad_cursors() {
     let (b, _, state) = read(&src, "orders", None, OnError::Fail).await.unwrap();
     assert_eq!(b.num_rows(), 4);
     assert_eq!(state["cursor"]["value"], "2024-01-03T00:00:00.500");
-    let (again, _, _) = read(&src, "orders", Some(state.clone()), OnError::Fail).await.unwrap();
+    let (again, _, _) = read(&src, "orders", Some(state.clone()), OnError::Fail)
+        .await
+        .unwrap();
     assert_eq!(again.num_rows(), 0);
     let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&db.url()).unwrap())
         .await
@@ -289,7 +338,9 @@ async fn incremental_reads_from_the_bookmark_and_refuses_bad_cursors() {
     .await
     .unwrap();
     conn.disconnect().await.unwrap();
-    let (b, bad, state) = read(&src, "orders", Some(state), OnError::Quarantine).await.unwrap();
+    let (b, bad, state) = read(&src, "orders", Some(state), OnError::Quarantine)
+        .await
+        .unwrap();
     let mut ids = col::<Int32Array>(&b, "id").values().to_vec();
     ids.sort_unstable();
     assert_eq!(ids, [1, 5, 6]);
@@ -298,7 +349,9 @@ async fn incremental_reads_from_the_bookmark_and_refuses_bad_cursors() {
     // Text cursors compare by code point, whatever the collation.
     let (b, _, state) = read(&src, "customers", None, OnError::Fail).await.unwrap();
     assert_eq!(b.num_rows(), 2);
-    let (b, _, _) = read(&src, "customers", Some(state), OnError::Fail).await.unwrap();
+    let (b, _, _) = read(&src, "customers", Some(state), OnError::Fail)
+        .await
+        .unwrap();
     assert_eq!(b.num_rows(), 0);
 
     let blob = TestDb::new("blobcursor", &["CREATE TABLE t (id INT, v BLOB)"]).await;
@@ -314,7 +367,10 @@ async fn incremental_reads_from_the_bookmark_and_refuses_bad_cursors() {
         .await
         .err()
         .unwrap();
-    assert!(e.to_string().contains("has no order") && e.hint().is_some(), "{e}");
+    assert!(
+        e.to_string().contains("has no order") && e.hint().is_some(),
+        "{e}"
+    );
 }
 
 /// 1M rows through both protocols; prints rows/s. Run with
@@ -334,7 +390,16 @@ async fn protocol_speed() {
     .await;
     let start = std::time::Instant::now();
     let out = std::process::Command::new("mysql")
-        .args(["-h", "127.0.0.1", "-uroot", "-N", "-B", "--quick", &db.name, "-e"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-uroot",
+            "-N",
+            "-B",
+            "--quick",
+            &db.name,
+            "-e",
+        ])
         .arg("SELECT * FROM orders")
         .output()
         .unwrap();

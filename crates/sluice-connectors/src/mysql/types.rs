@@ -140,9 +140,8 @@ pub enum Mapping {
 pub fn kind_of(t: &MyTypeInfo) -> Mapping {
     let column_type = t.column_type.to_ascii_lowercase();
     let unsigned = column_type.contains("unsigned");
-    let pick = |signed, unsigned_kind| {
-        Mapping::Native(if unsigned { unsigned_kind } else { signed })
-    };
+    let pick =
+        |signed, unsigned_kind| Mapping::Native(if unsigned { unsigned_kind } else { signed });
     match t.data_type.to_ascii_lowercase().as_str() {
         "tinyint" if column_type.starts_with("tinyint(1)") => Mapping::Native(MyKind::Bool),
         "bool" | "boolean" => Mapping::Native(MyKind::Bool),
@@ -157,7 +156,9 @@ pub fn kind_of(t: &MyTypeInfo) -> Mapping {
             if p > 38 || s > 38 {
                 Mapping::AsText(
                     "{}",
-                    format!("decimal({p},{s}) is wider than Arrow's decimal (38 digits): read as exact text; declare `decimal(p,s)` with p ≤ 38 or `float64` in `columns:` for a number"),
+                    format!(
+                        "decimal({p},{s}) is wider than Arrow's decimal (38 digits): read as exact text; declare `decimal(p,s)` with p ≤ 38 or `float64` in `columns:` for a number"
+                    ),
                 )
             } else {
                 Mapping::Native(MyKind::Decimal {
@@ -240,7 +241,10 @@ mod tests {
         assert_eq!(t("tinyint", "tinyint(1)", None, None), MyKind::Bool);
         assert_eq!(t("tinyint", "tinyint(4)", None, None), MyKind::Int8);
         assert_eq!(t("int", "int(10) unsigned", None, None), MyKind::UInt32);
-        assert_eq!(t("bigint", "bigint(20) unsigned", None, None), MyKind::UInt64);
+        assert_eq!(
+            t("bigint", "bigint(20) unsigned", None, None),
+            MyKind::UInt64
+        );
         assert_eq!(
             t("decimal", "decimal(12,2)", Some(12), Some(2)).data_type(),
             DataType::Decimal128(12, 2)

@@ -58,6 +58,9 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
 WHERE i.indisprimary
 ORDER BY n.nspname, c.relname, k.ord";
 
+/// A column as the catalog lists it: name, nullable, type text, type facts.
+type CatalogColumn = (String, bool, String, PgTypeInfo);
+
 /// Quote an identifier: `"Order ID"`.
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -80,8 +83,7 @@ pub async fn discover(
         )
     };
     let rows = client.query(COLUMNS_SQL, &[]).await.map_err(q)?;
-    let mut tables: BTreeMap<RemoteTable, (Option<u64>, Vec<(String, bool, String, PgTypeInfo)>)> =
-        BTreeMap::new();
+    let mut tables: BTreeMap<RemoteTable, (Option<u64>, Vec<CatalogColumn>)> = BTreeMap::new();
     let bad_row =
         |e: tokio_postgres::Error| ConnectorError::Internal(format!("Reading the catalog: {e}"));
     for r in &rows {

@@ -580,10 +580,10 @@ mod tests {
         let mut data = SIGNATURE.to_vec();
         data.extend(0i32.to_be_bytes());
         data.extend(0i32.to_be_bytes());
-        for (a, b) in [(1, Some("x")), (2, None), (3, Some("zz"))] {
+        for (a, b) in [(1i32, Some("x")), (2, None), (3, Some("zz"))] {
             data.extend(2i16.to_be_bytes());
             data.extend(4i32.to_be_bytes());
-            data.extend((a as i32).to_be_bytes());
+            data.extend(a.to_be_bytes());
             match b {
                 Some(s) => {
                     data.extend((s.len() as i32).to_be_bytes());

@@ -146,10 +146,20 @@ fn every_type_lands_with_extremes_and_nulls() {
         ("c_smallint", "SMALLINT", "-32768", "-32768"),
         ("c_smallint_u", "SMALLINT UNSIGNED", "65535", "65535"),
         ("c_mediumint", "MEDIUMINT", "-8388608", "-8388608"),
-        ("c_mediumint_u", "MEDIUMINT UNSIGNED", "16777215", "16777215"),
+        (
+            "c_mediumint_u",
+            "MEDIUMINT UNSIGNED",
+            "16777215",
+            "16777215",
+        ),
         ("c_int", "INT", "-2147483648", "-2147483648"),
         ("c_int_u", "INT UNSIGNED", "4294967295", "4294967295"),
-        ("c_bigint", "BIGINT", "-9223372036854775808", "-9223372036854775808"),
+        (
+            "c_bigint",
+            "BIGINT",
+            "-9223372036854775808",
+            "-9223372036854775808",
+        ),
         (
             "c_bigint_u",
             "BIGINT UNSIGNED",
@@ -158,9 +168,19 @@ fn every_type_lands_with_extremes_and_nulls() {
         ),
         ("c_bool", "BOOL", "TRUE", "true"),
         ("c_tinyint1", "TINYINT(1)", "0", "false"),
-        ("c_decimal", "DECIMAL(20,4)", "-9999999999999999.9999", "-9999999999999999.9999"),
+        (
+            "c_decimal",
+            "DECIMAL(20,4)",
+            "-9999999999999999.9999",
+            "-9999999999999999.9999",
+        ),
         ("c_float", "FLOAT", "-1.5", "-1.5"),
-        ("c_double", "DOUBLE", "1.7976931348623157e308", "1.7976931348623157e308"),
+        (
+            "c_double",
+            "DOUBLE",
+            "1.7976931348623157e308",
+            "1.7976931348623157e308",
+        ),
         ("c_bit", "BIT(12)", "b'111111111111'", "4095"),
         ("c_char", "CHAR(4)", "'abcd'", "abcd"),
         ("c_varchar", "VARCHAR(32)", "'Grüße ✓'", "Grüße ✓"),
@@ -170,16 +190,34 @@ fn every_type_lands_with_extremes_and_nulls() {
         ("c_set", "SET('a','b','c')", "'a,c'", "a,c"),
         ("c_date", "DATE", "'9999-12-31'", "9999-12-31"),
         ("c_time", "TIME(6)", "'23:59:59.999999'", "23:59:59.999999"),
-        ("c_datetime", "DATETIME(6)", "'1000-01-01 00:00:00.000001'", "1000-01-01T00:00:00.000001"),
-        ("c_timestamp", "TIMESTAMP(6) NULL", "'2038-01-19 03:14:07.999999'", "2038-01-19T03:14:07.999999Z"),
+        (
+            "c_datetime",
+            "DATETIME(6)",
+            "'1000-01-01 00:00:00.000001'",
+            "1000-01-01T00:00:00.000001",
+        ),
+        (
+            "c_timestamp",
+            "TIMESTAMP(6) NULL",
+            "'2038-01-19 03:14:07.999999'",
+            "2038-01-19T03:14:07.999999Z",
+        ),
         ("c_year", "YEAR", "2155", "2155"),
         ("c_json", "JSON", "'{\"k\":[1,2]}'", "{\"k\":[1,2]}"),
         ("c_binary", "BINARY(2)", "x'00ff'", "00ff"),
         ("c_varbinary", "VARBINARY(8)", "x'cafe'", "cafe"),
         ("c_blob", "BLOB", "x'deadbeef'", "deadbeef"),
-        ("c_geometry", "GEOMETRY", "ST_GeomFromText('POINT(1 2)')", "POINT(1 2)"),
+        (
+            "c_geometry",
+            "GEOMETRY",
+            "ST_GeomFromText('POINT(1 2)')",
+            "POINT(1 2)",
+        ),
     ];
-    let columns: Vec<String> = cases.iter().map(|(c, t, _, _)| format!("{c} {t}")).collect();
+    let columns: Vec<String> = cases
+        .iter()
+        .map(|(c, t, _, _)| format!("{c} {t}"))
+        .collect();
     let values: Vec<&str> = cases.iter().map(|(_, _, v, _)| *v).collect();
     let names: Vec<&str> = cases.iter().map(|(c, ..)| *c).collect();
     let setup = format!(
@@ -254,10 +292,7 @@ fn second_run_merges_updates_and_appends_new_rows() {
 #[test]
 fn null_cursor_rows_are_quarantined() {
     let db = MyDb::new("nullcur", APP);
-    db.exec(
-        "INSERT INTO orders VALUES (9, 1, 1.00, 'new', NULL)",
-        true,
-    );
+    db.exec("INSERT INTO orders VALUES (9, 1, 1.00, 'new', NULL)", true);
     let p = db.project(&MINIMAL.replace(
         "write_mode: merge }",
         "write_mode: merge, on_error: quarantine }",
@@ -274,10 +309,7 @@ fn null_cursor_rows_are_quarantined() {
     // Without quarantine the run fails and says how to fix it.
     let p = db.project(MINIMAL);
     let err = String::from_utf8_lossy(&p.run(&["run"]).stderr).to_string();
-    assert!(
-        err.contains("updated_at") && err.contains("hint:"),
-        "{err}"
-    );
+    assert!(err.contains("updated_at") && err.contains("hint:"), "{err}");
 }
 
 #[test]
@@ -336,7 +368,10 @@ fn bad_urls_and_wrong_passwords_are_clear_errors_without_the_password() {
     assert!(err.contains("password"), "{err}");
     assert!(!err.contains("hunter2secret"), "{err}");
 
-    p.write(".env", "APP_DB_URL=mysql://root:hunter2secret@127.0.0.1:1/appdb\n");
+    p.write(
+        ".env",
+        "APP_DB_URL=mysql://root:hunter2secret@127.0.0.1:1/appdb\n",
+    );
     let out = p.run(&["discover", "app"]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success());
@@ -346,14 +381,23 @@ fn bad_urls_and_wrong_passwords_are_clear_errors_without_the_password() {
     );
     assert!(!err.contains("hunter2secret"), "{err}");
 
-    p.write(".env", "APP_DB_URL=mysql://root:hunter2secret@127.0.0.1:notaport/appdb\n");
+    p.write(
+        ".env",
+        "APP_DB_URL=mysql://root:hunter2secret@127.0.0.1:notaport/appdb\n",
+    );
     let err = String::from_utf8_lossy(&p.run(&["run"]).stderr).to_string();
-    assert!(err.contains("not valid") && !err.contains("hunter2secret"), "{err}");
+    assert!(
+        err.contains("not valid") && !err.contains("hunter2secret"),
+        "{err}"
+    );
 }
 
 #[test]
 fn merge_without_a_primary_key_is_refused() {
-    let db = MyDb::new("nokey", "CREATE TABLE events (id INT, at DATETIME); INSERT INTO events VALUES (1, NOW());");
+    let db = MyDb::new(
+        "nokey",
+        "CREATE TABLE events (id INT, at DATETIME); INSERT INTO events VALUES (1, NOW());",
+    );
     let p = db.project(
         "sources:\n  app:\n    type: mysql\n    url: ${APP_DB_URL}\n    streams:\n      events: { write_mode: merge }\n",
     );
