@@ -215,6 +215,8 @@ mod tests {
         assert!(!format!("{c:?}").contains("s3cret"));
         let e = MyConnector::from_url("mysql://app:s3cret@host:notaport/db").unwrap_err();
         assert!(!e.to_string().contains("s3cret"), "{e}");
+        let c = MyConnector::from_url("mariadb://app@db.local/shop").unwrap();
+        assert_eq!(c.describe(), "mysql://app@db.local:3306/shop");
         assert_eq!(ident("a`b"), "`a``b`");
         assert_eq!(literal(r"it's \"), r"'it''s \\'");
     }

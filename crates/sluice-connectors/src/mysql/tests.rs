@@ -316,6 +316,49 @@ async fn values_arrow_cannot_hold_are_bad_records_and_zero_dates_null() {
 }
 
 #[tokio::test]
+async fn declared_columns_are_read_with_a_cast() {
+    let db = TestDb::new("declared", &[
+        "CREATE TABLE t (id INT PRIMARY KEY, tm TIME, flag TINYINT(1), n DECIMAL(50,2), amount FLOAT, at DATETIME)",
+        "INSERT INTO t VALUES (1, '100:00:00', 7, 123456789012345678901234567890123456789012345.25, 1.5, '2024-01-01 10:00:00')",
+    ])
+    .await;
+    let src = db.source(json!({"streams": {"t": {"columns": {
+        "tm": "string", "flag": "int64", "n": "decimal(38,2)", "amount": "float64", "at": "string", "id": "uint64"
+    }}}}));
+    let info = src.discover().await.unwrap();
+    let details = format!("{:?}", info[0].details);
+    assert!(details.contains("declared `string`"), "{details}");
+    // Undeclared, the wide decimal is text, exactly.
+    let plain = db.source(json!({}));
+    let (b, bad, _) = read(&plain, "t", None, OnError::Quarantine).await.unwrap();
+    assert_eq!(bad.len(), 2, "the time and the flag: {bad:?}");
+    assert_eq!(b.num_rows(), 0);
+    let e = read(&plain, "t", None, OnError::Fail).await.unwrap_err();
+    assert!(
+        e.to_string().contains(".t")
+            && e.to_string()
+                .contains("123456789012345678901234567890123456789012345.25"),
+        "{e}"
+    );
+    assert!(matches!(e, ConnectorError::BadRecord { .. }));
+    let (b, bad, _) = read(&src, "t", None, OnError::Quarantine).await.unwrap();
+    assert_eq!(col::<StringArray>(&b, "tm").value(0), "100:00:00");
+    assert_eq!(col::<Int64Array>(&b, "flag").value(0), 7);
+    assert_eq!(col::<Float64Array>(&b, "amount").value(0), 1.5);
+    assert_eq!(col::<StringArray>(&b, "at").value(0), "2024-01-01 10:00:00");
+    assert_eq!(col::<UInt64Array>(&b, "id").value(0), 1);
+    // 45 integer digits do not fit decimal(38,2): MySQL clips to the largest value
+    // with a warning; the row is read.
+    assert!(bad.is_empty(), "{bad:?}");
+    let e = db
+        .source(json!({"streams": {"t": {"columns": {"nope": "string"}}}}))
+        .discover()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("`nope`"), "{e}");
+}
+
+#[tokio::test]
 async fn incremental_reads_from_the_bookmark_and_refuses_bad_cursors() {
     let db = TestDb::new("cursor", ORDERS).await;
     let src = db.source(json!({
