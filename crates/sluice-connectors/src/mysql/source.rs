@@ -56,6 +56,9 @@ pub struct MySource {
     exclude: Option<Vec<String>>,
     settings: DbSettings,
     max_connections: usize,
+    /// One permit per connection reading rows, shared by every stream of
+    /// the source (the engine reads several streams at once).
+    permits: Arc<Semaphore>,
     protocol: Protocol,
     tables: Mutex<Option<Arc<Vec<MyTable>>>>,
 }
@@ -71,13 +74,15 @@ impl MySource {
             .url
             .as_deref()
             .ok_or_else(|| ConnectorError::config(format!("Source `{name}` has no `url`"), None))?;
+        let max_connections = config.max_connections.unwrap_or(2).max(1);
         Ok(MySource {
             name: name.to_string(),
             connector: MyConnector::from_url(url)?,
             include: config.include.clone(),
             exclude: config.exclude.clone(),
             settings: DbSettings::new(name, config, defaults),
-            max_connections: config.max_connections.unwrap_or(2).max(1),
+            max_connections,
+            permits: Arc::new(Semaphore::new(max_connections)),
             protocol: Protocol::default(),
             tables: Mutex::new(None),
         })
@@ -209,6 +214,7 @@ impl Source for MySource {
             on_error: request.on_error,
             batch_size: request.batch_size.max(1),
             max_connections: self.max_connections,
+            permits: self.permits.clone(),
             protocol: self.protocol,
         };
         let (tx, rx) = mpsc::channel(3);
@@ -233,6 +239,7 @@ struct ReadJob {
     on_error: OnError,
     batch_size: usize,
     max_connections: usize,
+    permits: Arc<Semaphore>,
     protocol: Protocol,
 }
 
@@ -259,7 +266,7 @@ impl ReadJob {
         }
         let queries = self.range_queries().await?;
         let (tx, mut rx) = mpsc::channel::<Result<RangeBatch, ConnectorError>>(2);
-        let permits = Arc::new(Semaphore::new(self.max_connections));
+        let permits = self.permits.clone();
         let kinds: Vec<MyKind> = self.table.columns.iter().map(|c| c.kind).collect();
         for query in queries {
             let (tx, permits, connector, schema, kinds) = (
@@ -278,6 +285,9 @@ impl ReadJob {
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return;
                 };
+                if tx.is_closed() {
+                    return; // The read failed or was dropped while this range waited.
+                }
                 if let Err(e) = range.run(&connector, &query, schema, &kinds, &tx).await {
                     let _ = tx.send(Err(e)).await;
                 }

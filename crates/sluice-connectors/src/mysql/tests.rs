@@ -416,6 +416,28 @@ async fn incremental_reads_from_the_bookmark_and_refuses_bad_cursors() {
     );
 }
 
+#[tokio::test]
+async fn streams_and_ranges_share_the_source_connections() {
+    let db = TestDb::new("shared", ORDERS).await;
+    let src = db.source(json!({
+        "max_connections": 1,
+        "streams": {"orders": {"split": {"column": "id", "ranges": 3}}, "customers": {"split": {"column": "id"}}}
+    }));
+    let both = futures::future::join(
+        read(&src, "orders", None, OnError::Fail),
+        read(&src, "customers", None, OnError::Fail),
+    );
+    let (orders, customers) = tokio::time::timeout(std::time::Duration::from_secs(30), both)
+        .await
+        .expect("one connection is enough for two split streams");
+    let mut ids = col::<Int32Array>(&orders.unwrap().0, "id")
+        .values()
+        .to_vec();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3, 4]);
+    assert_eq!(customers.unwrap().0.num_rows(), 2);
+}
+
 /// 1M rows through both protocols; prints rows/s. Run with
 /// `cargo nextest run -p sluice-connectors protocol_speed --run-ignored only --no-capture`.
 #[tokio::test]
