@@ -416,6 +416,72 @@ async fn incremental_reads_from_the_bookmark_and_refuses_bad_cursors() {
     );
 }
 
+/// The bookmark goes back into SQL as a literal MySQL reads the same way,
+/// for every orderable cursor type.
+#[tokio::test]
+async fn bookmarks_of_every_cursor_type_round_trip_through_sql() {
+    let cases = [
+        (
+            "TIMESTAMP(6) NULL",
+            "'2024-01-01 10:00:00.25'",
+            "'2024-01-01 10:00:00.5'",
+        ),
+        (
+            "TIMESTAMP NULL",
+            "'2024-01-01 10:00:00'",
+            "'2024-01-01 10:00:01'",
+        ),
+        ("DATETIME", "'2024-01-01 10:00:00'", "'2024-01-01 10:00:01'"),
+        ("DATE", "'2024-01-01'", "'2024-01-02'"),
+        ("TIME(3)", "'10:00:00.125'", "'10:00:00.126'"),
+        ("DECIMAL(10,3)", "1.500", "1.501"),
+        (
+            "BIGINT UNSIGNED",
+            "18446744073709551614",
+            "18446744073709551615",
+        ),
+        ("INT", "-5", "-4"),
+        ("DOUBLE", "0.1", "0.2"),
+        ("YEAR", "2001", "2002"),
+        (
+            "VARCHAR(10) COLLATE utf8mb4_general_ci",
+            "'Zeta'",
+            "'alpha'",
+        ),
+        ("VARCHAR(10)", "'it''s \\\\'", "'it''s \\\\z'"),
+    ];
+    for (ty, first, later) in cases {
+        let db = TestDb::new(
+            "bookmark",
+            &[
+                &format!("CREATE TABLE t (id INT PRIMARY KEY, c {ty})"),
+                &format!("INSERT INTO t VALUES (1, {first}), (2, {first})"),
+            ],
+        )
+        .await;
+        let src = db.source(json!({"streams": {"t": {"cursor": "c"}}}));
+        let (b, _, state) = read(&src, "t", None, OnError::Fail).await.unwrap();
+        assert_eq!(b.num_rows(), 2, "{ty}");
+        let (b, _, _) = read(&src, "t", Some(state.clone()), OnError::Fail)
+            .await
+            .unwrap();
+        assert_eq!(b.num_rows(), 0, "{ty}: {state}");
+        let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&db.url()).unwrap())
+            .await
+            .unwrap();
+        conn.query_drop(format!("INSERT INTO t VALUES (3, {first}), (4, {later})"))
+            .await
+            .unwrap();
+        conn.disconnect().await.unwrap();
+        let (b, _, _) = read(&src, "t", Some(state.clone()), OnError::Fail)
+            .await
+            .unwrap();
+        let mut ids = col::<Int32Array>(&b, "id").values().to_vec();
+        ids.sort_unstable();
+        assert_eq!(ids, [3, 4], "{ty}: {state}");
+    }
+}
+
 #[tokio::test]
 async fn streams_and_ranges_share_the_source_connections() {
     let db = TestDb::new("shared", ORDERS).await;
