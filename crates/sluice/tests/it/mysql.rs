@@ -404,3 +404,48 @@ fn merge_without_a_primary_key_is_refused() {
     let err = String::from_utf8_lossy(&p.run(&["run"]).stderr).to_string();
     assert!(err.contains("primary") && err.contains("hint:"), "{err}");
 }
+
+#[test]
+fn killed_incremental_load_reruns_without_loss_or_duplicates() {
+    const N: i64 = 300_000;
+    let db = MyDb::new(
+        "kill",
+        &format!(
+            "CREATE TABLE orders (id BIGINT PRIMARY KEY, amount DECIMAL(12,2) NOT NULL, note VARCHAR(40), updated_at DATETIME(6) NULL);
+             SET SESSION max_recursive_iterations = 1000000;
+             INSERT INTO orders WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {N})
+               SELECT i, i % 1000, CONCAT('note ', i), TIMESTAMP('2024-01-01') + INTERVAL (i % 1000) MINUTE FROM n;"
+        ),
+    );
+    let p = db.project(
+        "sources:\n  app:\n    type: mysql\n    url: ${APP_DB_URL}\n    streams:\n      orders: { cursor: updated_at, primary_key: [id], write_mode: merge }\n",
+    );
+    p.ok(&["run"]);
+    // Every row changes; the second run is killed while it reads them.
+    db.exec(
+        "UPDATE orders SET amount = amount + 1, updated_at = updated_at + INTERVAL 1 YEAR",
+        true,
+    );
+    let mut child = p
+        .cmd(&["run"])
+        .env("SLUICE_COMMIT_BYTES", "0")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let finished = child.try_wait().unwrap().is_some();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!finished, "the load ended before it could be killed");
+    p.ok(&["run"]);
+    assert_eq!(p.scalar("SELECT count(*) FROM app.orders"), N);
+    assert_eq!(p.scalar("SELECT count(DISTINCT id) FROM app.orders"), N);
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM app.orders WHERE updated_at < TIMESTAMP '2025-01-01'"),
+        0,
+        "every change arrived"
+    );
+    assert_eq!(
+        p.scalar("SELECT CAST(sum(amount) AS BIGINT) FROM app.orders"),
+        (0..N).map(|i| (i + 1) % 1000 + 1).sum::<i64>()
+    );
+}
