@@ -114,6 +114,22 @@ pub struct StreamInfo {
     pub primary_key: Vec<String>,
     /// Human-readable facts (`files: 3`, `bytes: 8.4 MB`).
     pub details: Vec<(String, String)>,
+    /// What the source itself says of each column (databases: the declared
+    /// type and `NOT NULL`), in schema order; empty when it has nothing to add.
+    pub columns: Vec<ColumnDetail>,
+}
+
+/// A column as the source declares it, next to the Arrow type it is read as.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ColumnDetail {
+    /// Column name.
+    pub name: String,
+    /// The source's own type (`numeric(12,2)`, `varchar(40)`).
+    pub source_type: String,
+    /// False when the source declares the column `NOT NULL`.
+    pub nullable: bool,
+    /// Why the column is read differently than its type suggests (as text, declared in `columns:`).
+    pub note: Option<String>,
 }
 
 /// A data source.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sluice_connectors::FileSource;
 use sluice_connectors::file_dest::FileDestination;
 use sluice_connectors::mysql::MySource;
-use sluice_connectors::postgres::PgSource;
+use sluice_connectors::postgres::{PgDestination, PgSource};
 use sluice_core::config::{DatabaseKind, DestinationConfig, SourceConfig};
 use sluice_core::connector::{Destination, Source};
 use sluice_lake::{Lake, LakeDestination};
@@ -74,6 +74,13 @@ pub fn registry() -> Vec<ConnectorEntry> {
             modes: "append, overwrite, merge",
             delivery: "exactly-once (checkpoint in the Delta commit)",
             about: "Delta tables under .sluice/lake (the default) or another location",
+        },
+        ConnectorEntry {
+            kind: "postgres",
+            role: Role::Destination,
+            modes: "append, overwrite, merge",
+            delivery: "exactly-once (checkpoint in the same transaction)",
+            about: "PostgreSQL tables: binary COPY, upsert on the key, overwrite by atomic swap",
         },
         ConnectorEntry {
             kind: "parquet",
@@ -163,12 +170,7 @@ pub fn build_destination(project: &Project, name: Option<&str>) -> Result<Arc<dy
             Arc::new(LakeDestination::new(lake))
         }
         DestinationConfig::Files(f) => Arc::new(FileDestination::new(f, &project.dir)?),
-        DestinationConfig::Postgres(_) => {
-            return Err(UserError::error(
-                "`type: postgres` destinations are not built into this Sluice",
-                None,
-            ));
-        }
+        DestinationConfig::Postgres(p) => Arc::new(PgDestination::new(name, p)?),
     })
 }
 

@@ -19,8 +19,7 @@ pub mod split;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use sluice_core::connector::StreamInfo;
-use sluice_core::types::type_name;
+use sluice_core::connector::{ColumnDetail, StreamInfo};
 
 /// A table in the database.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,18 +87,21 @@ impl TableInfo {
         if let Some(n) = self.rows_estimate {
             details.push(("rows (estimate)".into(), n.to_string()));
         }
-        for c in &self.columns {
-            let mut text = format!("{} → {}", c.db_type, type_name(&c.data_type));
-            if let Some(why) = &c.as_text {
-                text.push_str(&format!(" (as text: {why})"));
-            }
-            details.push((format!("column {}", c.name), text));
-        }
         StreamInfo {
             name: self.stream.clone(),
             schema: Some(self.schema()),
             primary_key: self.primary_key.clone(),
             details,
+            columns: self
+                .columns
+                .iter()
+                .map(|c| ColumnDetail {
+                    name: c.name.clone(),
+                    source_type: c.db_type.clone(),
+                    nullable: c.nullable,
+                    note: c.as_text.clone(),
+                })
+                .collect(),
         }
     }
 

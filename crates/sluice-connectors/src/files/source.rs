@@ -138,6 +138,7 @@ fn discover(inner: &Inner) -> Result<Vec<StreamInfo>, ConnectorError> {
             schema,
             primary_key: stream.primary_key.clone(),
             details,
+            columns: Vec::new(),
         });
     }
     Ok(out)

@@ -28,7 +28,7 @@ use sluice_core::quarantine::{QuarantineBuilder, QuarantinedRow};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::catalog::{MyTable, discover};
+use super::catalog::{MyColumn, MyTable, discover};
 use super::connect::{MyConnector, error_text, ident, literal};
 use super::decode::{Decoded, RowDecoder};
 use super::types::MyKind;
@@ -200,6 +200,15 @@ impl Source for MySource {
                     )
                 })?;
                 check_orderable(column, &col.info.data_type)?;
+                if let Some(why) = cursor_refusal(col) {
+                    return Err(ConnectorError::config(
+                        format!(
+                            "Stream `{}.{}`: the cursor column `{column}` ({}) cannot be a cursor: {why}",
+                            self.name, request.stream, col.info.db_type
+                        ),
+                        Some("choose a column of type int, decimal, date, datetime, timestamp or a text type as `cursor:` (an `updated_at` timestamp is the usual choice)".to_string()),
+                    ));
+                }
                 let state = request.state.as_ref().and_then(|s| s.get("cursor"));
                 Some(CursorTracker::new(column, state)?)
             }
@@ -226,6 +235,21 @@ impl Source for MySource {
         });
         Ok(ReceiverStream::new(rx).boxed())
     }
+}
+
+/// Why a column whose Arrow type has an order still cannot be a cursor:
+/// the server would compare something else than what Sluice compares.
+fn cursor_refusal(col: &MyColumn) -> Option<String> {
+    if let Some(why) = &col.info.as_text {
+        return Some(format!(
+            "it is read as text ({why}), and the order of that text is not the order of its values"
+        ));
+    }
+    let db_type = col.info.db_type.to_ascii_lowercase();
+    if db_type.starts_with("json") {
+        return Some("JSON values have no order that matches their text".to_string());
+    }
+    None
 }
 
 type Out = mpsc::Sender<Result<Message, ConnectorError>>;
@@ -504,10 +528,10 @@ impl ReadJob {
                 }));
             }
             let mut q = QuarantineBuilder::default();
-            for (row, _record, column, reason) in &bad {
+            for (row, record, column, reason) in &bad {
                 q.push(&QuarantinedRow {
                     file: Some(label.clone()),
-                    line: None,
+                    line: *record,
                     column: column.clone(),
                     value: None,
                     reason: reason.clone(),

@@ -154,18 +154,27 @@ async fn discovery_reports_columns_keys_and_named_views() {
     assert_eq!(names, ["big_orders", "customers", "orders"]);
     let orders = &streams[2];
     assert_eq!(orders.primary_key, ["id"]);
-    let details: Vec<String> = orders
-        .details
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
-    assert!(
-        details.contains(&"column amount: decimal(10,2) → decimal(10,2)".to_string()),
-        "{details:?}"
+    let amount = orders.columns.iter().find(|c| c.name == "amount").unwrap();
+    assert_eq!(
+        (amount.source_type.as_str(), amount.nullable),
+        ("decimal(10,2)", false)
+    );
+    assert_eq!(
+        orders
+            .schema
+            .as_ref()
+            .unwrap()
+            .field(1)
+            .data_type()
+            .to_string(),
+        "Decimal128(10, 2)"
     );
     assert!(
-        details.contains(&format!("table: {}.orders", db.name)),
-        "{details:?}"
+        orders
+            .details
+            .contains(&("table".to_string(), format!("{}.orders", db.name))),
+        "{:?}",
+        orders.details
     );
     assert_eq!(
         streams[1]
@@ -326,8 +335,14 @@ async fn declared_columns_are_read_with_a_cast() {
         "tm": "string", "flag": "int64", "n": "decimal(38,2)", "amount": "float64", "at": "string", "id": "uint64"
     }}}}));
     let info = src.discover().await.unwrap();
-    let details = format!("{:?}", info[0].details);
-    assert!(details.contains("declared `string`"), "{details}");
+    let tm = info[0].columns.iter().find(|c| c.name == "tm").unwrap();
+    assert!(
+        tm.note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("declared `string`"),
+        "{tm:?}"
+    );
     // Undeclared, the wide decimal is text, exactly.
     let plain = db.source(json!({}));
     let (b, bad, _) = read(&plain, "t", None, OnError::Quarantine).await.unwrap();
@@ -397,23 +412,34 @@ async fn incremental_reads_from_the_bookmark_and_refuses_bad_cursors() {
         .unwrap();
     assert_eq!(b.num_rows(), 0);
 
-    let blob = TestDb::new("blobcursor", &["CREATE TABLE t (id INT, v BLOB)"]).await;
-    let e = blob
-        .source(json!({"streams": {"t": {"cursor": "v"}}}))
-        .read(ReadRequest {
-            stream: "t".into(),
-            state: None,
-            on_error: OnError::Fail,
-            batch_size: 10,
-            known_schema: None,
-        })
-        .await
-        .err()
-        .unwrap();
-    assert!(
-        e.to_string().contains("has no order") && e.hint().is_some(),
-        "{e}"
-    );
+    let odd = TestDb::new(
+        "oddcursor",
+        &["CREATE TABLE t (id INT, v BLOB, wide DECIMAL(65,2), flag BOOL, g GEOMETRY)"],
+    )
+    .await;
+    for (column, says) in [
+        ("v", "has no order"),
+        ("flag", "has no order"),
+        ("wide", "read as text"),
+        ("g", "read as text"),
+    ] {
+        let e = odd
+            .source(json!({"streams": {"t": {"cursor": column}}}))
+            .read(ReadRequest {
+                stream: "t".into(),
+                state: None,
+                on_error: OnError::Fail,
+                batch_size: 10,
+                known_schema: None,
+            })
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains(says) && e.hint().is_some(),
+            "{column}: {e}"
+        );
+    }
 }
 
 /// The bookmark goes back into SQL as a literal MySQL reads the same way,

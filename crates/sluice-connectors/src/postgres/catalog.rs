@@ -19,6 +19,78 @@ pub struct PgColumn {
     pub kind: PgKind,
     /// The select expression (`"col"` or `"col"::text`).
     pub select: String,
+    /// How a bookmark is compared in SQL, or why the column cannot be a cursor.
+    pub cursor: Result<CursorCmp, String>,
+}
+
+/// How a cursor column is compared with its bookmark in SQL so that the
+/// database orders values exactly as Arrow does (the bookmark is Arrow's
+/// maximum; a different order in SQL would skip or repeat rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorCmp {
+    /// `expr >= 'bookmark'::type`.
+    Typed(&'static str),
+    /// `expr COLLATE "C" >= 'bookmark'`: code-point order, as Arrow compares
+    /// strings, whatever the column's collation.
+    Bytes,
+}
+
+impl CursorCmp {
+    /// `expr >= bookmark`, as SQL (`mark` is already a quoted literal).
+    pub fn ge(&self, expr: &str, mark: &str) -> String {
+        match self {
+            CursorCmp::Typed(t) => format!("{expr} >= {mark}::{t}"),
+            CursorCmp::Bytes => format!("{expr} COLLATE \"C\" >= {mark}"),
+        }
+    }
+}
+
+/// The comparison for a column read as `kind` from the base type `type_name`
+/// (`typtype` `e` for enums); `text_of_other` when a non-text type is read as text.
+fn cursor_cmp(
+    kind: &PgKind,
+    type_name: &str,
+    typtype: &str,
+    text_of_other: bool,
+) -> Result<CursorCmp, String> {
+    Ok(match kind {
+        PgKind::Int2 => CursorCmp::Typed("int2"),
+        PgKind::Int4 => CursorCmp::Typed("int4"),
+        PgKind::Int8 => CursorCmp::Typed("int8"),
+        PgKind::Oid => CursorCmp::Typed("oid"),
+        PgKind::Float4 => CursorCmp::Typed("float4"),
+        PgKind::Float8 => CursorCmp::Typed("float8"),
+        PgKind::Numeric { .. } => CursorCmp::Typed("numeric"),
+        PgKind::Date => CursorCmp::Typed("date"),
+        PgKind::Time => CursorCmp::Typed("time"),
+        PgKind::Timestamp => CursorCmp::Typed("timestamp"),
+        PgKind::Timestamptz => CursorCmp::Typed("timestamptz"),
+        PgKind::Uuid => CursorCmp::Typed("uuid"),
+        PgKind::Text if text_of_other => {
+            return Err(format!(
+                "`{type_name}` is read as text here, and text order is not the order of `{type_name}` values"
+            ));
+        }
+        PgKind::Text if typtype == "e" => {
+            return Err("enum values are ordered by their declaration, not as text".to_string());
+        }
+        PgKind::Text
+            if matches!(
+                type_name,
+                "text" | "varchar" | "bpchar" | "name" | "citext" | "char"
+            ) =>
+        {
+            CursorCmp::Bytes
+        }
+        PgKind::Text | PgKind::Jsonb => {
+            return Err(format!("`{type_name}` values have no useful order"));
+        }
+        PgKind::Bool | PgKind::Bytea | PgKind::Interval | PgKind::Array(_) => {
+            return Err(format!(
+                "a `{type_name}` cursor cannot be compared with a bookmark"
+            ));
+        }
+    })
 }
 
 /// A table ready to read.
@@ -29,6 +101,9 @@ pub struct PgTable {
     /// Columns with decoders.
     pub columns: Vec<PgColumn>,
 }
+
+/// A catalog row: name, nullable, declared type, type facts.
+type RawColumn = (String, bool, String, PgTypeInfo);
 
 const COLUMNS_SQL: &str = "
 SELECT n.nspname::text, c.relname::text, c.reltuples::float8,
@@ -58,9 +133,6 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
 WHERE i.indisprimary
 ORDER BY n.nspname, c.relname, k.ord";
 
-/// A column as the catalog lists it: name, nullable, type text, type facts.
-type CatalogColumn = (String, bool, String, PgTypeInfo);
-
 /// Quote an identifier: `"Order ID"`.
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -83,7 +155,7 @@ pub async fn discover(
         )
     };
     let rows = client.query(COLUMNS_SQL, &[]).await.map_err(q)?;
-    let mut tables: BTreeMap<RemoteTable, (Option<u64>, Vec<CatalogColumn>)> = BTreeMap::new();
+    let mut tables: BTreeMap<RemoteTable, (Option<u64>, Vec<RawColumn>)> = BTreeMap::new();
     let bad_row =
         |e: tokio_postgres::Error| ConnectorError::Internal(format!("Reading the catalog: {e}"));
     for r in &rows {
@@ -192,9 +264,10 @@ fn column(
                 (cast.to_string(), kind)
             }
         };
-        let as_text = (kind == PgKind::Text && !matches!(kind_of(info), Ok(PgKind::Text)))
-            .then(|| "declared `string` in `columns:`".to_string());
+        let text_of_other = kind == PgKind::Text && !matches!(kind_of(info), Ok(PgKind::Text));
+        let as_text = text_of_other.then(|| "declared `string` in `columns:`".to_string());
         return Ok(PgColumn {
+            cursor: cursor_cmp(&kind, &info.name, &info.typtype, text_of_other),
             info: ColumnInfo {
                 name: name.to_string(),
                 db_type,
@@ -211,6 +284,7 @@ fn column(
         Err(why) => (PgKind::Text, format!("{quoted}::text"), Some(why)),
     };
     Ok(PgColumn {
+        cursor: cursor_cmp(&kind, &info.name, &info.typtype, as_text.is_some()),
         info: ColumnInfo {
             name: name.to_string(),
             db_type,

@@ -142,6 +142,15 @@ impl Source for PgSource {
                     )
                 })?;
                 check_orderable(column, &col.info.data_type)?;
+                if let Err(why) = &col.cursor {
+                    return Err(ConnectorError::config(
+                        format!(
+                            "Stream `{}.{}`: the cursor column `{column}` ({}) cannot be a cursor: {why}",
+                            self.name, request.stream, col.info.db_type
+                        ),
+                        Some("choose a column of type integer, numeric, date, timestamp, timestamptz or text as `cursor:` (an `updated_at` timestamp is the usual choice)".to_string()),
+                    ));
+                }
                 let state = request.state.as_ref().and_then(|s| s.get("cursor"));
                 Some(CursorTracker::new(column, state)?)
             }
@@ -268,17 +277,18 @@ impl ReadJob {
         );
         if let Some(c) = &self.cursor
             && let Some(mark) = c.bookmark_text()
-        {
-            let col = ident(c.column());
-            let db_type = self
+            && let Some(col) = self
                 .table
-                .info
-                .column(c.column())
-                .map_or("text".to_string(), |i| i.db_type.clone());
+                .columns
+                .iter()
+                .find(|col| col.info.name == c.column())
+            && let Ok(cmp) = &col.cursor
+        {
             // NULL cursors must arrive: they are bad records, never silently skipped.
             sql.push_str(&format!(
-                " WHERE ({col} >= {}::{db_type} OR {col} IS NULL)",
-                quote_literal(&mark)
+                " WHERE ({} OR {} IS NULL)",
+                cmp.ge(&col.select, &quote_literal(&mark)),
+                col.select
             ));
         }
         sql
@@ -438,10 +448,10 @@ impl ReadJob {
                 }));
             }
             let mut q = QuarantineBuilder::default();
-            for (row, _record, column, reason) in &bad {
+            for (row, record, column, reason) in &bad {
                 q.push(&QuarantinedRow {
                     file: Some(label.clone()),
-                    line: None,
+                    line: *record,
                     column: column.clone(),
                     value: None,
                     reason: reason.clone(),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde_json::json;
+use sluice_core::connector::StreamInfo;
 use sluice_core::types::type_name;
 
 use crate::output::{Reporter, table};
@@ -17,19 +18,7 @@ pub async fn discover(dir: Option<&Path>, source: &str, reporter: &Reporter) -> 
     let src = build_source(&project, source)?;
     let streams = src.discover().await?;
     if reporter.json() {
-        let out: Vec<_> = streams
-            .iter()
-            .map(|s| {
-                json!({
-                    "stream": s.name,
-                    "primary_key": s.primary_key,
-                    "columns": s.schema.as_ref().map(|sch| sch.fields().iter().map(|f| json!({
-                        "name": f.name(), "type": type_name(f.data_type()), "nullable": f.is_nullable()
-                    })).collect::<Vec<_>>()),
-                    "details": s.details.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                })
-            })
-            .collect();
+        let out: Vec<_> = streams.iter().map(stream_json).collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -41,7 +30,8 @@ pub async fn discover(dir: Option<&Path>, source: &str, reporter: &Reporter) -> 
         if !s.primary_key.is_empty() {
             println!("  primary key: {}", s.primary_key.join(", "));
         }
-        if let Some(schema) = &s.schema {
+        let Some(schema) = &s.schema else { continue };
+        if s.columns.is_empty() {
             let mut t = table(&["column", "type", "nullable"]);
             for f in schema.fields() {
                 t.add_row(vec![
@@ -51,7 +41,51 @@ pub async fn discover(dir: Option<&Path>, source: &str, reporter: &Reporter) -> 
                 ]);
             }
             println!("{t}");
+            continue;
         }
+        let mut t = table(&["column", "source type", "read as", "nullable", "note"]);
+        for f in schema.fields() {
+            let detail = s.columns.iter().find(|c| c.name == *f.name());
+            t.add_row(vec![
+                f.name().clone(),
+                detail.map(|d| d.source_type.clone()).unwrap_or_default(),
+                type_name(f.data_type()),
+                detail.map_or(f.is_nullable(), |d| d.nullable).to_string(),
+                detail.and_then(|d| d.note.clone()).unwrap_or_default(),
+            ]);
+        }
+        println!("{t}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One stream for `--json`: columns with their Arrow type and, for
+/// databases, the declared type.
+fn stream_json(s: &StreamInfo) -> serde_json::Value {
+    let columns = s.schema.as_ref().map(|sch| {
+        sch.fields()
+            .iter()
+            .map(|f| {
+                let detail = s.columns.iter().find(|c| c.name == *f.name());
+                let mut col = json!({
+                    "name": f.name(),
+                    "type": type_name(f.data_type()),
+                    "nullable": detail.map_or(f.is_nullable(), |d| d.nullable),
+                });
+                if let Some(d) = detail {
+                    col["source_type"] = json!(d.source_type);
+                    if let Some(note) = &d.note {
+                        col["note"] = json!(note);
+                    }
+                }
+                col
+            })
+            .collect::<Vec<_>>()
+    });
+    json!({
+        "stream": s.name,
+        "primary_key": s.primary_key,
+        "columns": columns,
+        "details": s.details.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+    })
 }

@@ -12,6 +12,8 @@ mod destinations;
 mod incremental;
 mod malformed;
 mod mysql;
+mod pg_source;
+mod postgres_dest;
 mod quickstart;
 mod s3;
 mod schema;

@@ -99,14 +99,13 @@ fn minimal_config_loads_both_tables_and_discovers_them() {
         text.contains(&format!("table: {}.orders", db.name)),
         "{text}"
     );
-    assert!(
-        text.contains("column amount: decimal(12,2) → decimal(12,2)"),
-        "{text}"
-    );
-    assert!(
-        text.contains("column status: enum('new','paid','shipped') → string"),
-        "{text}"
-    );
+    for needle in [
+        "decimal(12,2)",
+        "enum('new','paid','shipped')",
+        "datetime(6)",
+    ] {
+        assert!(text.contains(needle), "missing {needle}:\n{text}");
+    }
     assert!(text.contains("primary key: id"), "{text}");
     assert!(!text.contains("audit_log"), "not included: {text}");
     let json = p.json(&["discover", "app"]);
@@ -121,6 +120,16 @@ fn minimal_config_loads_both_tables_and_discovers_them() {
     assert_eq!(json[1]["columns"][0]["name"], "id");
     assert_eq!(json[1]["columns"][0]["type"], "int64");
     assert_eq!(json[1]["columns"][4]["type"], "timestamp");
+    let amount = &json[1]["columns"][2];
+    assert_eq!(
+        (&amount["type"], &amount["source_type"], &amount["nullable"]),
+        (
+            &serde_json::json!("decimal(12,2)"),
+            &serde_json::json!("decimal(12,2)"),
+            &serde_json::json!(false)
+        ),
+        "{amount:#}"
+    );
 
     let s = p.run_json(&[], "app.orders");
     assert_eq!(s["rows_written"], 3, "{s:#}");
