@@ -4,6 +4,7 @@
 //! - [`file_dest`]: `type: parquet | csv | jsonl` destinations.
 //! - [`db`]: what every database source shares (selection, settings, retries, key ranges).
 //! - [`postgres`]: PostgreSQL source and destination.
+//! - [`mysql`]: MySQL/MariaDB source.
 //! - [`cursor`]: incremental replication by a cursor column, shared by
 //!   every source that filters rows by value.
 //! - [`conformance`]: checks any [`Source`](sluice_core::connector::Source)
@@ -14,6 +15,7 @@ pub mod cursor;
 pub mod db;
 pub mod file_dest;
 pub mod files;
+pub mod mysql;
 pub mod postgres;
 
 pub use files::FileSource;

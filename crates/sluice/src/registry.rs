@@ -10,6 +10,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sluice_connectors::FileSource;
 use sluice_connectors::file_dest::FileDestination;
+use sluice_connectors::mysql::MySource;
 use sluice_connectors::postgres::{PgDestination, PgSource};
 use sluice_core::config::{DatabaseKind, DestinationConfig, SourceConfig};
 use sluice_core::connector::{Destination, Source};
@@ -59,6 +60,13 @@ pub fn registry() -> Vec<ConnectorEntry> {
             modes: "",
             delivery: "",
             about: "PostgreSQL tables: binary COPY into Arrow, incremental by cursor, key ranges in parallel",
+        },
+        ConnectorEntry {
+            kind: "mysql",
+            role: Role::Source,
+            modes: "",
+            delivery: "",
+            about: "MySQL and MariaDB tables (`type: mysql` or `mariadb`): streamed into Arrow, incremental by cursor, key ranges in parallel",
         },
         ConnectorEntry {
             kind: "lake",
@@ -115,6 +123,11 @@ pub fn build_source(project: &Project, name: &str) -> Result<Arc<dyn Source>> {
         }
         SourceConfig::Database(DatabaseKind::Postgres, db) => {
             let source = PgSource::new(name, db, &project.config().defaults.stream_options())
+                .map_err(|e| crate::plan::locate(project, name, e))?;
+            Ok(Arc::new(source))
+        }
+        SourceConfig::Database(DatabaseKind::Mysql, db) => {
+            let source = MySource::new(name, db, &project.config().defaults.stream_options())
                 .map_err(|e| crate::plan::locate(project, name, e))?;
             Ok(Arc::new(source))
         }

@@ -11,6 +11,7 @@ mod crash;
 mod destinations;
 mod incremental;
 mod malformed;
+mod mysql;
 mod pg_source;
 mod postgres_dest;
 mod quickstart;
