@@ -4,6 +4,7 @@
 //! - [`file_dest`]: `type: parquet | csv | jsonl` destinations.
 //! - [`db`]: what every database source shares (selection, settings, retries, key ranges).
 //! - [`postgres`]: PostgreSQL source and destination.
+//! - [`sqlite`]: SQLite source (a local database file).
 //! - [`cursor`]: incremental replication by a cursor column, shared by
 //!   every source that filters rows by value.
 //! - [`conformance`]: checks any [`Source`](sluice_core::connector::Source)
@@ -15,5 +16,6 @@ pub mod db;
 pub mod file_dest;
 pub mod files;
 pub mod postgres;
+pub mod sqlite;
 
 pub use files::FileSource;
