@@ -11,6 +11,7 @@ use serde::Serialize;
 use sluice_connectors::FileSource;
 use sluice_connectors::file_dest::FileDestination;
 use sluice_connectors::postgres::PgSource;
+use sluice_connectors::sqlite::SqliteSource;
 use sluice_core::config::{DatabaseKind, DestinationConfig, SourceConfig};
 use sluice_core::connector::{Destination, Source};
 use sluice_lake::{Lake, LakeDestination};
@@ -61,6 +62,13 @@ pub fn registry() -> Vec<ConnectorEntry> {
             about: "PostgreSQL tables: binary COPY into Arrow, incremental by cursor, key ranges in parallel",
         },
         ConnectorEntry {
+            kind: "sqlite",
+            role: Role::Source,
+            modes: "",
+            delivery: "",
+            about: "tables of a local SQLite file (read-only): typed by declared type, incremental by cursor, key ranges in parallel",
+        },
+        ConnectorEntry {
             kind: "lake",
             role: Role::Destination,
             modes: "append, overwrite, merge",
@@ -109,6 +117,16 @@ pub fn build_source(project: &Project, name: &str) -> Result<Arc<dyn Source>> {
         SourceConfig::Database(DatabaseKind::Postgres, db) => {
             let source = PgSource::new(name, db, &project.config().defaults.stream_options())
                 .map_err(|e| crate::plan::locate(project, name, e))?;
+            Ok(Arc::new(source))
+        }
+        SourceConfig::Database(DatabaseKind::Sqlite, db) => {
+            let source = SqliteSource::new(
+                name,
+                db,
+                &project.config().defaults.stream_options(),
+                &project.dir,
+            )
+            .map_err(|e| crate::plan::locate(project, name, e))?;
             Ok(Arc::new(source))
         }
         SourceConfig::Database(kind, _) => Err(UserError::error(

@@ -223,9 +223,14 @@ pub fn discover(
             }
         }
         keys.sort();
-        let has_rowid = !columns.iter().any(|c| c.name.eq_ignore_ascii_case("_rowid_"))
+        let has_rowid = !columns
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case("_rowid_"))
             && conn
-                .prepare(&format!("SELECT _rowid_ FROM {} LIMIT 0", ident(&table.name)))
+                .prepare(&format!(
+                    "SELECT _rowid_ FROM {} LIMIT 0",
+                    ident(&table.name)
+                ))
                 .is_ok();
         let info = TableInfo {
             rows_estimate: estimates.get(&table.name).copied(),

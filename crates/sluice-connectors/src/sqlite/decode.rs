@@ -293,21 +293,21 @@ impl Col {
             }
             Col::Timestamp(b) => {
                 let micros = match v {
-                    ValueRef::Text(t) => values::parse_timestamp(t)
-                        .ok_or_else(|| misfit("an ISO-8601 date-time"))?,
+                    ValueRef::Text(t) => {
+                        values::parse_timestamp(t).ok_or_else(|| misfit("an ISO-8601 date-time"))?
+                    }
                     ValueRef::Integer(i) => values::unix_seconds(i)
                         .ok_or_else(|| "unix seconds out of range".to_string())?,
-                    ValueRef::Real(f) => {
-                        values::julian_day(f).ok_or_else(|| "a julian day out of range".to_string())?
-                    }
+                    ValueRef::Real(f) => values::julian_day(f)
+                        .ok_or_else(|| "a julian day out of range".to_string())?,
                     _ => return Err(misfit("a date-time")),
                 };
                 b.append_value(micros);
             }
             Col::Time(b) => match v {
-                ValueRef::Text(t) => {
-                    b.append_value(values::parse_time(t).ok_or_else(|| misfit("a time (HH:MM:SS)"))?)
-                }
+                ValueRef::Text(t) => b.append_value(
+                    values::parse_time(t).ok_or_else(|| misfit("a time (HH:MM:SS)"))?,
+                ),
                 _ => return Err(misfit("a time (HH:MM:SS text)")),
             },
         }

@@ -124,7 +124,9 @@ pub fn kind_of(declared: &str) -> (SqlKind, Option<String>) {
 /// `DECIMAL(p,s)` / `NUMERIC(p)`.
 fn decimal_args(upper: &str) -> Result<SqlKind, String> {
     let no_precision = || {
-        format!("`{upper}` without a precision can hold any number: read as text, exactly; declare `decimal(p,s)` or `float64` in `columns:` to read it as a number")
+        format!(
+            "`{upper}` without a precision can hold any number: read as text, exactly; declare `decimal(p,s)` or `float64` in `columns:` to read it as a number"
+        )
     };
     let Some(open) = upper.find('(') else {
         return Err(no_precision());

@@ -243,7 +243,13 @@ mod tests {
         assert_eq!(t("2024-03-01T07:00:00-0500"), Some(base));
         assert_eq!(t("2024-03-01 12:00:00 +00"), Some(base));
         assert_eq!(t("2024-03-01"), Some(base - 43_200_000_000));
-        for bad in ["2024-02-30", "2024-03-01X", "yesterday", "2024-03-01 25:00", ""] {
+        for bad in [
+            "2024-02-30",
+            "2024-03-01X",
+            "yesterday",
+            "2024-03-01 25:00",
+            "",
+        ] {
             assert_eq!(t(bad), None, "{bad}");
         }
         assert_eq!(julian_day(2_440_587.5), Some(0));
