@@ -48,18 +48,20 @@ impl Deliver {
             rejects,
             records: ids,
         } = decoded;
-        let mut bad: Vec<Bad> = rejects
-            .into_iter()
-            .map(|r| {
-                (
-                    r.row,
-                    Some(r.record),
-                    self.columns.get(r.column).cloned(),
-                    Some(r.value),
+        // One bad record per row: the first column at fault, the others in the reason.
+        let mut bad: Vec<Bad> = Vec::with_capacity(rejects.len());
+        for r in rejects {
+            let column = self.columns.get(r.column).cloned();
+            match bad.last_mut() {
+                Some(last) if last.0 == r.row => last.4.push_str(&format!(
+                    "; also `{}`: {} (value `{}`)",
+                    column.unwrap_or_default(),
                     r.reason,
-                )
-            })
-            .collect();
+                    sluice_core::connector::truncate(&r.value, 80)
+                )),
+                _ => bad.push((r.row, Some(r.record), column, Some(r.value), r.reason)),
+            }
+        }
         let mut valid = vec![true; batch.num_rows()];
         for (row, ..) in &bad {
             valid[*row] = false;

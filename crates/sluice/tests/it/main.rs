@@ -15,3 +15,4 @@ mod quickstart;
 mod s3;
 mod schema;
 mod sql_state;
+mod sqlite;
