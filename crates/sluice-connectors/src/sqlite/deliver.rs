@@ -139,6 +139,7 @@ impl Deliver {
     /// The error for the first bad row with `on_error: fail`.
     fn failure(&self, bad: Bad, records: &[String]) -> ConnectorError {
         let (row, record, column, value, reason) = bad;
+        let _ = &record;
         let column_name = column.clone().unwrap_or_default();
         let hint = if reason.starts_with("the cursor column") {
             format!(
@@ -157,8 +158,7 @@ impl Deliver {
             },
             hint: Some(hint),
             message: format!(
-                "{reason} (record = rowid {}; row: {})",
-                record.map_or_else(|| "?".to_string(), |r| r.to_string()),
+                "{reason} (the record number is the rowid; row: {})",
                 records.get(row).cloned().unwrap_or_default()
             ),
         }
