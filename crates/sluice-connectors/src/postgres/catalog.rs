@@ -63,6 +63,9 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A catalog row: name, nullable, `format_type`, type facts.
+type RawColumn = (String, bool, String, PgTypeInfo);
+
 /// The selected tables of the database, with columns mapped to Arrow.
 pub async fn discover(
     client: &Client,
@@ -80,8 +83,7 @@ pub async fn discover(
         )
     };
     let rows = client.query(COLUMNS_SQL, &[]).await.map_err(q)?;
-    let mut tables: BTreeMap<RemoteTable, (Option<u64>, Vec<(String, bool, String, PgTypeInfo)>)> =
-        BTreeMap::new();
+    let mut tables: BTreeMap<RemoteTable, (Option<u64>, Vec<RawColumn>)> = BTreeMap::new();
     let bad_row =
         |e: tokio_postgres::Error| ConnectorError::Internal(format!("Reading the catalog: {e}"));
     for r in &rows {

@@ -583,7 +583,7 @@ mod tests {
         for (a, b) in [(1, Some("x")), (2, None), (3, Some("zz"))] {
             data.extend(2i16.to_be_bytes());
             data.extend(4i32.to_be_bytes());
-            data.extend((a as i32).to_be_bytes());
+            data.extend(i32::to_be_bytes(a));
             match b {
                 Some(s) => {
                     data.extend((s.len() as i32).to_be_bytes());

@@ -139,7 +139,6 @@ impl Deliver {
     /// The error for the first bad row with `on_error: fail`.
     fn failure(&self, bad: Bad, records: &[String]) -> ConnectorError {
         let (row, record, column, value, reason) = bad;
-        let _ = &record;
         let column_name = column.clone().unwrap_or_default();
         let hint = if reason.starts_with("the cursor column") {
             format!(

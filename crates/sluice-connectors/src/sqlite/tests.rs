@@ -143,6 +143,25 @@ async fn sqlite_source_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn quarantining_streams_keep_the_contract() {
+    let dir = db(&format!(
+        "{ORDERS} INSERT INTO orders VALUES (4, 'abc', 1, '2024-03-03 00:00:00'), (5, 1, 1, NULL);"
+    ));
+    let src = source(
+        dir.path(),
+        json!({"include": ["orders"], "streams": {"orders": {"cursor": "updated_at"}}}),
+    )
+    .unwrap();
+    let options = ConformanceOptions {
+        batch_size: 2,
+        on_error: OnError::Quarantine,
+        incremental: vec!["orders".into()],
+    };
+    let reports = check_source(&src, &options).await.unwrap();
+    assert_eq!((reports[0].rows, reports[0].quarantined), (3, 2));
+}
+
+#[tokio::test]
 async fn discovery_reports_types_keys_and_nullability() {
     let dir = db(ORDERS);
     let src = source(dir.path(), json!({})).unwrap();
