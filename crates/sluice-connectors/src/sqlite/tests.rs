@@ -543,3 +543,31 @@ async fn split_ranges_read_every_row_once() {
     let e = read(&e, "t", None, OnError::Fail).await.unwrap_err();
     assert!(e.to_string().contains("integer column"), "{e}");
 }
+
+#[tokio::test]
+async fn views_and_tables_without_rowid() {
+    let dir = db(
+        "CREATE TABLE kv (k TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID;
+                  INSERT INTO kv VALUES ('a', 1), ('b', 'two'), ('c', 3);
+                  CREATE VIEW big AS SELECT k, n * 10 AS n10 FROM kv WHERE k <> 'b';
+                  CREATE TABLE \"Odd \"\"Name\" (x INTEGER);
+                  INSERT INTO \"Odd \"\"Name\" VALUES (1);",
+    );
+    let src = source(dir.path(), json!({})).unwrap();
+    let names: Vec<String> = src
+        .discover()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["odd_name", "big", "kv"]);
+    let kv = read(&src, "kv", None, OnError::Quarantine).await.unwrap();
+    assert_eq!(kv.column("k"), ["a", "c"]);
+    // No rowid: the record number is the row's position in the read.
+    assert_eq!(kv.quarantined()[0].0, "2");
+    let big = read(&src, "big", None, OnError::Fail).await.unwrap();
+    assert_eq!(big.column("n10"), ["10", "30"]);
+    let odd = read(&src, "odd_name", None, OnError::Fail).await.unwrap();
+    assert_eq!(odd.column("x"), ["1"]);
+}
