@@ -189,6 +189,21 @@ async fn discovery_reports_types_keys_and_nullability() {
     assert!(details.contains(&"column amount: DECIMAL(10,2) → decimal(10,2)".to_string()));
     let audit = &streams[0];
     assert!(audit.primary_key.is_empty());
+    assert!(!details.iter().any(|d| d.starts_with("rows (estimate)")));
+    // After ANALYZE, sqlite_stat1 gives a row estimate.
+    exec(
+        dir.path(),
+        "CREATE INDEX orders_customer ON orders(customer_id); ANALYZE;",
+    );
+    let src = source(dir.path(), json!({"include": "orders"})).unwrap();
+    let orders = &src.discover().await.unwrap()[0];
+    assert!(
+        orders
+            .details
+            .contains(&("rows (estimate)".to_string(), "3".to_string())),
+        "{:?}",
+        orders.details
+    );
 }
 
 #[tokio::test]
@@ -570,4 +585,24 @@ async fn views_and_tables_without_rowid() {
     assert_eq!(big.column("n10"), ["10", "30"]);
     let odd = read(&src, "odd_name", None, OnError::Fail).await.unwrap();
     assert_eq!(odd.column("x"), ["1"]);
+}
+
+#[tokio::test]
+async fn reads_a_wal_database_while_an_application_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = rusqlite::Connection::open(dir.path().join("app.db")).unwrap();
+    app.execute_batch(
+        "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY);
+         INSERT INTO t VALUES (1), (2);",
+    )
+    .unwrap();
+    // An open write transaction: its rows are not visible, committed ones are.
+    app.execute_batch("BEGIN; INSERT INTO t VALUES (3);")
+        .unwrap();
+    let src = source(dir.path(), json!({})).unwrap();
+    let r = read(&src, "t", None, OnError::Fail).await.unwrap();
+    assert_eq!(r.column("id"), ["1", "2"]);
+    app.execute_batch("COMMIT;").unwrap();
+    let r = read(&src, "t", None, OnError::Fail).await.unwrap();
+    assert_eq!(r.column("id"), ["1", "2", "3"]);
 }
