@@ -241,7 +241,12 @@ impl Col {
                 }
                 ValueRef::Real(f) => {
                     buf.clear();
-                    let _ = write!(buf, "{f}");
+                    // Like SQLite's own text form: a whole real keeps its `.0`.
+                    if f.fract() == 0.0 && f.abs() < 1e15 {
+                        let _ = write!(buf, "{f:.1}");
+                    } else {
+                        let _ = write!(buf, "{f}");
+                    }
                     b.append_value(buf.as_str());
                 }
                 ValueRef::Null => b.append_null(),

@@ -327,8 +327,8 @@ async fn text_columns() {
 async fn columns_without_a_type_read_as_text() {
     type_case(
         "",
-        &["'a'", "3", "1.5"],
-        &["a", "3", "1.5"],
+        &["'a'", "3", "1.5", "2.0"],
+        &["a", "3", "1.5", "2.0"],
         "x'fe'",
         "not UTF-8 text",
     )

@@ -17,7 +17,7 @@
 //! | `TIME` | Time64(µs) | `HH:MM[:SS[.ffffff]]` text |
 //! | `JSON`, `JSONB` | Utf8 | text |
 //! | contains `INT` | Int64 | integers; texts of an integer |
-//! | contains `CHAR`, `CLOB`, `TEXT` | Utf8 | texts, numbers (as written), UTF-8 blobs |
+//! | contains `CHAR`, `CLOB`, `TEXT` | Utf8 | texts, numbers in their text form, UTF-8 blobs |
 //! | contains `BLOB` | Binary | blobs, texts (their UTF-8 bytes) |
 //! | contains `REAL`, `FLOA`, `DOUB` | Float64 | reals, integers, texts of a number |
 //! | none (`CREATE TABLE t(a)`) | Utf8 | as text (any storage class can be there) |
