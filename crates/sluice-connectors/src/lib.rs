@@ -5,6 +5,7 @@
 //! - [`db`]: what every database source shares (selection, settings, retries, key ranges).
 //! - [`postgres`]: PostgreSQL source and destination.
 //! - [`mysql`]: MySQL/MariaDB source.
+//! - [`sqlite`]: SQLite source (a local database file).
 //! - [`cursor`]: incremental replication by a cursor column, shared by
 //!   every source that filters rows by value.
 //! - [`conformance`]: checks any [`Source`](sluice_core::connector::Source)
@@ -17,5 +18,6 @@ pub mod file_dest;
 pub mod files;
 pub mod mysql;
 pub mod postgres;
+pub mod sqlite;
 
 pub use files::FileSource;

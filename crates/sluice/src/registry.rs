@@ -12,6 +12,7 @@ use sluice_connectors::FileSource;
 use sluice_connectors::file_dest::FileDestination;
 use sluice_connectors::mysql::MySource;
 use sluice_connectors::postgres::{PgDestination, PgSource};
+use sluice_connectors::sqlite::SqliteSource;
 use sluice_core::config::{DatabaseKind, DestinationConfig, SourceConfig};
 use sluice_core::connector::{Destination, Source};
 use sluice_lake::{Lake, LakeDestination};
@@ -67,6 +68,13 @@ pub fn registry() -> Vec<ConnectorEntry> {
             modes: "",
             delivery: "",
             about: "MySQL and MariaDB tables (`type: mysql` or `mariadb`): streamed into Arrow, incremental by cursor, key ranges in parallel",
+        },
+        ConnectorEntry {
+            kind: "sqlite",
+            role: Role::Source,
+            modes: "",
+            delivery: "",
+            about: "tables of a local SQLite file (read-only): typed by declared type, incremental by cursor, key ranges in parallel",
         },
         ConnectorEntry {
             kind: "lake",
@@ -131,13 +139,16 @@ pub fn build_source(project: &Project, name: &str) -> Result<Arc<dyn Source>> {
                 .map_err(|e| crate::plan::locate(project, name, e))?;
             Ok(Arc::new(source))
         }
-        SourceConfig::Database(kind, _) => Err(UserError::error(
-            format!(
-                "`type: {}` sources are not built into this Sluice",
-                kind.name()
-            ),
-            None,
-        )),
+        SourceConfig::Database(DatabaseKind::Sqlite, db) => {
+            let source = SqliteSource::new(
+                name,
+                db,
+                &project.config().defaults.stream_options(),
+                &project.dir,
+            )
+            .map_err(|e| crate::plan::locate(project, name, e))?;
+            Ok(Arc::new(source))
+        }
     }
 }
 

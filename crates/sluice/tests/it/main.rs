@@ -18,3 +18,4 @@ mod quickstart;
 mod s3;
 mod schema;
 mod sql_state;
+mod sqlite;
