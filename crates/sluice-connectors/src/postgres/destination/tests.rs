@@ -538,3 +538,135 @@ async fn text_with_nul_is_a_located_bad_record() {
         "{text}"
     );
 }
+
+fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    let schema = Schema::new(
+        columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap()
+}
+
+/// A column added and a column widened between two batches of one commit:
+/// every write mode evolves its load table and the table once, and the
+/// commit (and the next one) succeeds.
+#[tokio::test]
+async fn every_mode_survives_schema_changes_within_one_commit() {
+    let kept = "1=5/-,2=5/-,3=6/e,4=5000000000/-";
+    for (mode, expected, rows_next) in [
+        (WriteMode::Append, kept, 5),
+        (WriteMode::Overwrite, &kept[6..], 1),
+        (WriteMode::Merge, kept, 5),
+    ] {
+        let db = TestDb::new("midtx").await;
+        let dest = db.dest(None);
+        let narrow = |id: i64| {
+            batch(vec![
+                ("id", Arc::new(Int64Array::from(vec![id]))),
+                ("n", Arc::new(Int32Array::from(vec![5]))),
+            ])
+        };
+        load(&dest, req(mode, "r1"), vec![narrow(1)], 1).await;
+        let mut w = dest.open(req(mode, "r2")).await.unwrap();
+        w.write(narrow(2)).await.unwrap();
+        // An added column…
+        w.write(batch(vec![
+            ("id", Arc::new(Int64Array::from(vec![3]))),
+            ("n", Arc::new(Int32Array::from(vec![6]))),
+            ("extra", Arc::new(StringArray::from(vec!["e"]))),
+        ]))
+        .await
+        .unwrap();
+        // … then a widened one, in the same transaction.
+        w.write(batch(vec![
+            ("id", Arc::new(Int64Array::from(vec![4]))),
+            ("n", Arc::new(Int64Array::from(vec![5_000_000_000]))),
+        ]))
+        .await
+        .unwrap();
+        assert!(w.checkpoint(2, &cp(2)).await.unwrap().is_none());
+        let c = w.finish().await.unwrap().unwrap();
+        let types = db
+            .texts(
+                "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) \
+                 FROM information_schema.columns WHERE table_schema = 'app' AND table_name = 't'",
+            )
+            .await;
+        let values = db
+            .texts("SELECT string_agg(id || '=' || n || '/' || coalesce(extra, '-'), ',' ORDER BY id) FROM app.t")
+            .await;
+        // The next run writes into the evolved table.
+        let mut w = dest.open(req(mode, "r3")).await.unwrap();
+        w.write(narrow(5)).await.unwrap();
+        w.checkpoint(3, &cp(3)).await.unwrap();
+        let next = w.finish().await.unwrap().unwrap();
+        let count = db.count("app.t").await;
+        db.drop_db().await;
+        assert_eq!((c.seq, c.rows, next.seq), (2, 3, 3), "{mode:?}");
+        assert_eq!(count, rows_next, "{mode:?}");
+        assert_eq!(c.changes.len(), 2, "{mode:?}: {:?}", c.changes);
+        assert_eq!(
+            types[0].as_deref(),
+            Some("id bigint, n bigint, extra text"),
+            "{mode:?}"
+        );
+        assert_eq!(values[0].as_deref(), Some(expected), "{mode:?}");
+    }
+}
+
+/// Merge: a matched row gets only the columns its batch was sent with, even
+/// when another batch of the same commit had more (or fewer) columns.
+#[tokio::test]
+async fn merge_keeps_columns_a_batch_did_not_send() {
+    let db = TestDb::new("mergecols").await;
+    let dest = db.dest(None);
+    let full = |ids: Vec<i64>, a: Vec<&str>, c: Vec<&str>| {
+        batch(vec![
+            ("id", Arc::new(Int64Array::from(ids))),
+            ("a", Arc::new(StringArray::from(a))),
+            ("c", Arc::new(StringArray::from(c))),
+        ])
+    };
+    let without_c = |ids: Vec<i64>, a: Vec<&str>| {
+        batch(vec![
+            ("id", Arc::new(Int64Array::from(ids))),
+            ("a", Arc::new(StringArray::from(a))),
+        ])
+    };
+    load(
+        &dest,
+        req(WriteMode::Merge, "r1"),
+        vec![full(vec![1, 2], vec!["a0", "b0"], vec!["x", "y"])],
+        1,
+    )
+    .await;
+    let mut w = dest.open(req(WriteMode::Merge, "r2")).await.unwrap();
+    // Key 1 without `c`, then a batch with `c` (key 2 updated, key 3 new),
+    // then key 2 again without `c`, and key 4 new without `c`.
+    w.write(without_c(vec![1], vec!["a1"])).await.unwrap();
+    w.write(full(vec![2, 3], vec!["b1", "n"], vec!["y2", "z"]))
+        .await
+        .unwrap();
+    w.write(without_c(vec![2, 4], vec!["b2", "m"]))
+        .await
+        .unwrap();
+    w.checkpoint(2, &cp(2)).await.unwrap();
+    let c = w.finish().await.unwrap().unwrap();
+    let values = db
+        .texts("SELECT string_agg(id || '=' || a || '/' || coalesce(c, 'NULL'), ',' ORDER BY id) FROM app.t")
+        .await;
+    let state = dest
+        .committed_state(&TableName::new("app", "t"), "app.t")
+        .await
+        .unwrap();
+    db.drop_db().await;
+    assert_eq!(c.rows, 5);
+    assert_eq!(values[0].as_deref(), Some("1=a1/x,2=b2/y2,3=n/z,4=m/NULL"));
+    assert!(matches!(state, CommittedState::Table(Some(s)) if s.seq == 2));
+}

@@ -8,6 +8,8 @@
 //!    append   load = the table itself (created / evolved inside the transaction)
 //!    replace  load = <table>__sluice_new, created inside the transaction
 //!    merge    load = a TEMP staging table (ON COMMIT DROP) with an arrival-order column
+//!  merge, a batch sent with other columns than the staged rows: end COPY; upsert the
+//!           staged rows (as at commit); TRUNCATE the staging table; COPY again
 //!  commit:  end COPY; [merge: INSERT … SELECT DISTINCT ON (keys) … ON CONFLICT (keys) DO UPDATE]
 //!           [replace: DROP TABLE <table>; ALTER TABLE <table>__sluice_new RENAME TO <table>]
 //!           upsert <schema>._sluice_checkpoints; COMMIT
@@ -88,7 +90,8 @@ pub struct PgStreamWriter {
     target: Qualified,
     plan: Plan,
     table_exists: bool,
-    /// The table's schema as committed (None: no table, or being replaced).
+    /// The table's schema as committed, or as the open transaction has
+    /// already changed it (None: no table, or being replaced).
     committed: Option<SchemaRef>,
     /// The table schema after the pending data.
     schema: Option<SchemaRef>,
@@ -104,7 +107,10 @@ pub struct PgStreamWriter {
     next_seq: i64,
     offered: Option<(u64, Checkpoint)>,
     last_commit: Instant,
-    incoming_columns: BTreeSet<String>,
+    /// Merge: the columns the rows staged since the last upsert were sent
+    /// with (None: nothing staged). Matched rows get only these columns, so
+    /// rows sent with other columns are upserted separately.
+    staged_columns: Option<BTreeSet<String>>,
 }
 
 impl PgStreamWriter {
@@ -143,7 +149,7 @@ impl PgStreamWriter {
             next_seq: 0,
             offered: None,
             last_commit: Instant::now(),
-            incoming_columns: BTreeSet::new(),
+            staged_columns: None,
         })
     }
 
@@ -225,7 +231,12 @@ impl PgStreamWriter {
             self.exec(s, "changing the table's schema").await?;
         }
         if let Some(load) = self.load.as_mut() {
-            load.schema = schema;
+            load.schema = schema.clone();
+        }
+        if self.plan == Plan::Append {
+            // The load table is the table itself: it has the new schema now,
+            // and the commit must not change it again.
+            self.committed = Some(schema);
         }
         Ok(())
     }
@@ -467,10 +478,7 @@ impl PgStreamWriter {
             Plan::Append => self.prepare_target(false).await?,
             Plan::Merge => {
                 self.prepare_target(true).await?;
-                if self.load.is_some() {
-                    self.ensure_unique(&keys).await?;
-                    self.merge_staged(&keys).await?;
-                }
+                self.upsert_staged().await?;
             }
             Plan::Replace { dedupe } => {
                 if let Some(schema) = self.schema.clone() {
@@ -484,6 +492,7 @@ impl PgStreamWriter {
         self.exec("COMMIT", "committing").await?;
         self.in_tx = false;
         self.load = None;
+        self.staged_columns = None;
         let rows = self.pending_rows;
         let quarantined = self.pending_quarantined;
         self.written_rows += rows;
@@ -507,9 +516,42 @@ impl PgStreamWriter {
         })
     }
 
+    /// Merge: upsert the rows staged so far into the table (within the
+    /// transaction), before staging rows sent with other columns.
+    async fn upsert_staged(&mut self) -> Result<(), ConnectorError> {
+        let Some(sent) = self.staged_columns.take() else {
+            return Ok(());
+        };
+        if self.load.is_none() {
+            return Ok(());
+        }
+        self.end_copy().await?;
+        self.prepare_target(true).await?;
+        let keys = self.req.primary_key.clone();
+        self.ensure_unique(&keys).await?;
+        self.merge_staged(&keys, &sent).await
+    }
+
+    /// Apply the staged rows of a merge and empty the staging table.
+    async fn flush_staged(&mut self) -> Result<(), ConnectorError> {
+        if self.staged_columns.is_none() || self.load.is_none() {
+            return Ok(());
+        }
+        self.upsert_staged().await?;
+        self.exec(
+            &format!("TRUNCATE {}", ident(STAGE)),
+            "emptying the staging table",
+        )
+        .await
+    }
+
     /// `INSERT … ON CONFLICT` from the staging table: the last arrival per key
-    /// wins; matched rows get only the columns the source sent.
-    async fn merge_staged(&mut self, keys: &[String]) -> Result<(), ConnectorError> {
+    /// wins; matched rows get only the columns the source sent (`sent`).
+    async fn merge_staged(
+        &mut self,
+        keys: &[String],
+        sent: &BTreeSet<String>,
+    ) -> Result<(), ConnectorError> {
         let Some(schema) = self.schema.clone() else {
             return Ok(());
         };
@@ -519,7 +561,7 @@ impl PgStreamWriter {
         let updates: Vec<String> = schema
             .fields()
             .iter()
-            .filter(|f| self.incoming_columns.contains(f.name()) && !keys.contains(f.name()))
+            .filter(|f| sent.contains(f.name()) && !keys.contains(f.name()))
             .map(|f| format!("{c} = EXCLUDED.{c}", c = ident(f.name())))
             .collect();
         let action = if updates.is_empty() {
@@ -749,15 +791,25 @@ impl PgStreamWriter {
 impl StreamWriter for PgStreamWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
         let target = self.accept_schema(&batch.schema()).await?;
-        self.incoming_columns
-            .extend(batch.schema().fields().iter().map(|f| f.name().clone()));
         if batch.num_rows() == 0 {
             return Ok(());
+        }
+        let sent: BTreeSet<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if self.plan == Plan::Merge && self.staged_columns.as_ref().is_some_and(|s| *s != sent) {
+            // The staged rows hold NULL for columns they were not sent with:
+            // upsert them with their own columns first.
+            self.flush_staged().await?;
         }
         let batch = conform(&batch, &target, &self.target)?;
         self.check_text(&batch)?;
         self.ensure_copy().await?;
         self.send(&batch, &target).await?;
+        self.staged_columns = Some(sent);
         self.pending_rows += batch.num_rows() as u64;
         Ok(())
     }
@@ -815,6 +867,7 @@ impl StreamWriter for PgStreamWriter {
             self.in_tx = false;
         }
         self.load = None;
+        self.staged_columns = None;
         self.pending_rows = 0;
         self.pending_quarantined = 0;
     }
