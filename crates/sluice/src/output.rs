@@ -380,3 +380,15 @@ mod tests {
         assert_eq!(human_bytes(8_400_000), "8.4 MB");
     }
 }
+
+/// `println!` for command output that a closed pipe does not turn into a
+/// panic: `sluice discover app | head` stops quietly when `head` has had
+/// enough. Other write errors on stdout are ignored as well; there is no one
+/// left to tell.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}

@@ -187,7 +187,13 @@ impl Source for MySource {
             })?;
         let settings = self.settings.stream(&request.stream)?;
         let schema = table.info.schema();
-        let cursor = match &settings.cursor {
+        // A cursor filters only incremental reads; `replication: full` reads
+        // everything, whatever an earlier bookmark says.
+        let cursor_column = settings
+            .cursor
+            .as_ref()
+            .filter(|_| settings.replication == Replication::Incremental);
+        let cursor = match cursor_column {
             Some(column) => {
                 let col = table.columns.iter().find(|c| &c.info.name == column).ok_or_else(|| {
                     let names: Vec<&str> = table.columns.iter().map(|c| c.info.name.as_str()).collect();
@@ -292,6 +298,7 @@ impl ReadJob {
         let (tx, mut rx) = mpsc::channel::<Result<RangeBatch, ConnectorError>>(2);
         let permits = self.permits.clone();
         let kinds: Vec<MyKind> = self.table.columns.iter().map(|c| c.kind).collect();
+        let mut tasks = Vec::with_capacity(queries.len());
         for query in queries {
             let (tx, permits, connector, schema, kinds) = (
                 tx.clone(),
@@ -305,7 +312,7 @@ impl ReadJob {
                 label: self.label(),
                 protocol: self.protocol,
             };
-            tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return;
                 };
@@ -315,7 +322,7 @@ impl ReadJob {
                 if let Err(e) = range.run(&connector, &query, schema, &kinds, &tx).await {
                     let _ = tx.send(Err(e)).await;
                 }
-            });
+            }));
         }
         drop(tx);
         let mut rows = 0u64;
@@ -333,6 +340,16 @@ impl ReadJob {
             if send(Message::Progress(progress)).await.is_err() {
                 return Ok(());
             }
+        }
+        // Every sender is gone. A reader that panicked dropped its sender
+        // too: that must fail the stream, never pass for the end of the data.
+        for task in tasks {
+            task.await.map_err(|e| {
+                ConnectorError::Internal(format!(
+                    "A reader of `{}` stopped unexpectedly: {e}",
+                    self.label()
+                ))
+            })?;
         }
         let state = match &self.cursor {
             Some(c) if self.settings.replication == Replication::Incremental => {
@@ -375,6 +392,15 @@ impl ReadJob {
                         .as_str()
                 )
             ),
+            // MySQL compares a FLOAT as the double it widens to: compare
+            // with that double, not the float's shortest text (`0.7` would
+            // drop rows stored as 0.699999988).
+            DataType::Float32 => {
+                let widened = mark
+                    .parse::<f32>()
+                    .map_or(mark.clone(), |v| f64::from(v).to_string());
+                format!("({expr} >= {} OR {expr} IS NULL)", literal(&widened))
+            }
             _ => format!("({expr} >= {} OR {expr} IS NULL)", literal(&mark)),
         })
     }
@@ -444,15 +470,21 @@ impl ReadJob {
         let n = split.ranges.unwrap_or(self.max_connections).max(1);
         let mut out = Vec::new();
         for (i, (lo, hi)) in ranges(min, max, n).into_iter().enumerate() {
-            let upper = hi.map(|h| format!(" AND {c} < {h}")).unwrap_or_default();
-            // Rows whose key is NULL belong to no range: read them with the first.
-            conditions.push(if i == 0 {
-                format!("(({c} >= {lo}{upper}) OR {c} IS NULL)")
-            } else {
-                format!("({c} >= {lo}{upper})")
-            });
+            // The first range has no lower bound (rows inserted below the
+            // minimum since it was read, and NULL keys, belong to it); the
+            // last has no upper bound: every row is in exactly one range.
+            let cond = match (i, hi) {
+                (0, None) => None,
+                (0, Some(hi)) => Some(format!("({c} < {hi} OR {c} IS NULL)")),
+                (_, Some(hi)) => Some(format!("({c} >= {lo} AND {c} < {hi})")),
+                (_, None) => Some(format!("({c} >= {lo})")),
+            };
+            let pushed = cond.is_some();
+            conditions.extend(cond);
             out.push(query(&conditions));
-            conditions.pop();
+            if pushed {
+                conditions.pop();
+            }
         }
         Ok(out)
     }

@@ -40,7 +40,8 @@ impl CursorCmp {
     pub fn ge(&self, expr: &str, mark: &str) -> String {
         match self {
             CursorCmp::Typed(t) => format!("{expr} >= {mark}::{t}"),
-            CursorCmp::Bytes => format!("{expr} COLLATE \"C\" >= {mark}"),
+            // `::text` first: `citext` ignores a collation and compares without case.
+            CursorCmp::Bytes => format!("{expr}::text COLLATE \"C\" >= {mark}"),
         }
     }
 }

@@ -490,6 +490,10 @@ fn numeric(v: &[u8], precision: u8, scale: i8) -> Result<i128, String> {
         0xD000 | 0xF000 => return Err("the numeric is infinite, which has no decimal value".into()),
         other => return Err(format!("an unknown numeric sign {other:#x}")),
     }
+    if ndigits == 0 {
+        // Zero: no digits (and a weight that must not scale anything).
+        return Ok(0);
+    }
     if v.len() < 8 + 2 * ndigits as usize {
         return Err("a truncated numeric".into());
     }
@@ -552,8 +556,9 @@ mod tests {
         assert_eq!(numeric(&num(&[5000], -1, true, 1), 12, 2).unwrap(), -50);
         // 10000 = [1], weight 1 (trailing zero groups stripped)
         assert_eq!(numeric(&num(&[1], 1, false, 0), 12, 2).unwrap(), 1_000_000);
-        // 0
+        // 0, also where 10^(scale + 4) would overflow
         assert_eq!(numeric(&num(&[], 0, false, 0), 12, 2).unwrap(), 0);
+        assert_eq!(numeric(&num(&[], 0, false, 36), 38, 36).unwrap(), 0);
         // 1.005 does not fit scale 2
         assert!(
             numeric(&num(&[1, 50], 0, false, 3), 12, 2)

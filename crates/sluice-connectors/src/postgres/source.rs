@@ -31,7 +31,6 @@ use super::connect::{PgConnector, error_text};
 use super::copy_out::{CopyDecoder, Decoded};
 use super::types::PgKind;
 use crate::cursor::{CursorTracker, check_orderable};
-use crate::db::quote_literal;
 use crate::db::select::Selection;
 use crate::db::settings::{DbSettings, StreamSettings};
 use crate::db::split::ranges;
@@ -43,6 +42,8 @@ pub struct PgSource {
     selection: Selection,
     settings: DbSettings,
     max_connections: usize,
+    /// Connections in use by this source's reads, across all its streams.
+    permits: Arc<Semaphore>,
     tables: Mutex<Option<Arc<Vec<PgTable>>>>,
 }
 
@@ -67,6 +68,7 @@ impl PgSource {
             ),
             settings: DbSettings::new(name, config, defaults),
             max_connections: config.max_connections.unwrap_or(2).max(1),
+            permits: Arc::new(Semaphore::new(config.max_connections.unwrap_or(2).max(1))),
             tables: Mutex::new(None),
         })
     }
@@ -129,7 +131,13 @@ impl Source for PgSource {
             })?;
         let settings = self.settings.stream(&request.stream)?;
         let schema = table.info.schema();
-        let cursor = match &settings.cursor {
+        // A cursor filters only incremental reads; `replication: full` reads
+        // everything, whatever an earlier bookmark says.
+        let cursor_column = settings
+            .cursor
+            .as_ref()
+            .filter(|_| settings.replication == Replication::Incremental);
+        let cursor = match cursor_column {
             Some(column) => {
                 let col = table.columns.iter().find(|c| &c.info.name == column).ok_or_else(|| {
                     let names: Vec<&str> = table.columns.iter().map(|c| c.info.name.as_str()).collect();
@@ -165,6 +173,7 @@ impl Source for PgSource {
             on_error: request.on_error,
             batch_size: request.batch_size.max(1),
             max_connections: self.max_connections,
+            permits: self.permits.clone(),
         };
         let (tx, rx) = mpsc::channel(3);
         tokio::spawn(async move {
@@ -179,6 +188,11 @@ impl Source for PgSource {
 
 type Out = mpsc::Sender<Result<Message, ConnectorError>>;
 
+/// A batch is cut at `batch_size` rows or after this much COPY data, so wide
+/// rows never overflow Arrow's 32-bit string offsets (2 GiB per array) and
+/// memory stays bounded.
+const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
 struct ReadJob {
     connector: PgConnector,
     table: PgTable,
@@ -188,6 +202,7 @@ struct ReadJob {
     on_error: OnError,
     batch_size: usize,
     max_connections: usize,
+    permits: Arc<Semaphore>,
 }
 
 /// The consumer stopped reading: end quietly.
@@ -209,7 +224,8 @@ impl ReadJob {
         let base = self.select_sql();
         let queries = self.range_queries(&base).await?;
         let (tx, mut rx) = mpsc::channel::<Result<RangeBatch, ConnectorError>>(2);
-        let permits = Arc::new(Semaphore::new(self.max_connections));
+        let permits = self.permits.clone();
+        let mut tasks = Vec::with_capacity(queries.len());
         let kinds: Vec<PgKind> = self.table.columns.iter().map(|c| c.kind.clone()).collect();
         for (query, _) in &queries {
             let (tx, permits, connector, schema, kinds, query) = (
@@ -221,7 +237,7 @@ impl ReadJob {
                 query.clone(),
             );
             let (batch_size, label) = (self.batch_size, self.label());
-            tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return;
                 };
@@ -230,7 +246,7 @@ impl ReadJob {
                 {
                     let _ = tx.send(Err(e)).await;
                 }
-            });
+            }));
         }
         drop(tx);
         let mut rows = 0u64;
@@ -248,6 +264,16 @@ impl ReadJob {
             if send(Message::Progress(progress)).await.is_err() {
                 return Ok(());
             }
+        }
+        // Every sender is gone. A reader that panicked dropped its sender
+        // too: that must fail the stream, never pass for the end of the data.
+        for task in tasks {
+            task.await.map_err(|e| {
+                ConnectorError::Internal(format!(
+                    "A reader of `{}` stopped unexpectedly: {e}",
+                    self.label()
+                ))
+            })?;
         }
         let state = match &self.cursor {
             Some(c) if self.settings.replication == Replication::Incremental => {
@@ -287,7 +313,7 @@ impl ReadJob {
             // NULL cursors must arrive: they are bad records, never silently skipped.
             sql.push_str(&format!(
                 " WHERE ({} OR {} IS NULL)",
-                cmp.ge(&col.select, &quote_literal(&mark)),
+                cmp.ge(&col.select, &pg_literal(&mark)),
                 col.select
             ));
         }
@@ -357,18 +383,15 @@ impl ReadJob {
         let mut out = Vec::new();
         let n = split.ranges.unwrap_or(self.max_connections).max(1);
         for (i, (lo, hi)) in ranges(min, max, n).into_iter().enumerate() {
-            let mut cond = format!("{joiner} ({c} >= {lo}");
-            if let Some(hi) = hi {
-                cond.push_str(&format!(" AND {c} < {hi}"));
-            }
-            cond.push(')');
-            if i == 0 {
-                // Rows whose key is NULL belong to no range: read them with the first.
-                cond = format!(
-                    "{joiner} (({c} >= {lo}{}) OR {c} IS NULL)",
-                    hi.map(|h| format!(" AND {c} < {h}")).unwrap_or_default()
-                );
-            }
+            // The first range has no lower bound (rows inserted below the
+            // minimum since it was read, and NULL keys, belong to it); the
+            // last has no upper bound: every row is in exactly one range.
+            let cond = match (i, hi) {
+                (0, None) => String::new(),
+                (0, Some(hi)) => format!("{joiner} ({c} < {hi} OR {c} IS NULL)"),
+                (_, Some(hi)) => format!("{joiner} ({c} >= {lo} AND {c} < {hi})"),
+                (_, None) => format!("{joiner} ({c} >= {lo})"),
+            };
             out.push((
                 copy(format!("{base}{cond}")),
                 format!("{} ({} {lo}..)", self.label(), split.column),
@@ -523,7 +546,7 @@ async fn copy_range(
         decoder.push(&chunk.map_err(failed)?).map_err(|e| {
             ConnectorError::Internal(format!("Decoding COPY data of `{label}`: {e}"))
         })?;
-        if decoder.rows() >= batch_size {
+        if decoder.rows() >= batch_size || decoder.bytes - reported >= MAX_BATCH_BYTES {
             let decoded = decoder
                 .finish_batch()
                 .map_err(|e| ConnectorError::Internal(e.to_string()))?;
@@ -546,4 +569,21 @@ async fn copy_range(
             .await;
     }
     Ok(())
+}
+
+/// A PostgreSQL string literal that means the same whatever
+/// `standard_conforming_strings` says: `E'…'` with `\\` and `''` escaped.
+fn pg_literal(text: &str) -> String {
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pg_literal;
+
+    #[test]
+    fn literals_mean_the_same_under_any_string_setting() {
+        assert_eq!(pg_literal("it's"), "E'it''s'");
+        assert_eq!(pg_literal("a\\b"), "E'a\\\\b'");
+    }
 }

@@ -147,7 +147,13 @@ impl Source for SqliteSource {
                 )
             })?;
         let settings = self.settings.stream(&request.stream)?;
-        let cursor = match &settings.cursor {
+        // A cursor filters only incremental reads; `replication: full` reads
+        // everything, whatever an earlier bookmark says.
+        let cursor_column = settings
+            .cursor
+            .as_ref()
+            .filter(|_| settings.replication == Replication::Incremental);
+        let cursor = match cursor_column {
             Some(column) => {
                 let col = table.info.column(column).ok_or_else(|| {
                     let names: Vec<&str> =

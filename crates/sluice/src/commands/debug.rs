@@ -46,7 +46,7 @@ pub async fn debug(dir: Option<&Path>, reporter: &Reporter) -> Result<ExitCode> 
                 Err(e) => json!({"check": what, "ok": false, "message": project.redact(&e.to_string()), "hint": crate::output::hint_of(e)}),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         let mut t = table(&["check", "result", "details"]);
         for (what, r) in &checks {
@@ -64,7 +64,7 @@ pub async fn debug(dir: Option<&Path>, reporter: &Reporter) -> Result<ExitCode> 
                 }
             };
         }
-        println!("{t}");
+        crate::outln!("{t}");
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -77,7 +77,7 @@ pub async fn debug(dir: Option<&Path>, reporter: &Reporter) -> Result<ExitCode> 
 pub fn connectors(reporter: &Reporter) -> Result<ExitCode> {
     let entries = registry();
     if reporter.json() {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = table(&["type", "role", "write modes", "delivery", "what"]);
@@ -93,6 +93,6 @@ pub fn connectors(reporter: &Reporter) -> Result<ExitCode> {
             e.about.to_string(),
         ]);
     }
-    println!("{t}");
+    crate::outln!("{t}");
     Ok(ExitCode::SUCCESS)
 }

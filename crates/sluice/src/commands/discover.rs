@@ -19,16 +19,16 @@ pub async fn discover(dir: Option<&Path>, source: &str, reporter: &Reporter) -> 
     let streams = src.discover().await?;
     if reporter.json() {
         let out: Vec<_> = streams.iter().map(stream_json).collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
     for s in &streams {
-        println!("{source}.{}", s.name);
+        crate::outln!("{source}.{}", s.name);
         for (k, v) in &s.details {
-            println!("  {k}: {v}");
+            crate::outln!("  {k}: {v}");
         }
         if !s.primary_key.is_empty() {
-            println!("  primary key: {}", s.primary_key.join(", "));
+            crate::outln!("  primary key: {}", s.primary_key.join(", "));
         }
         let Some(schema) = &s.schema else { continue };
         if s.columns.is_empty() {
@@ -40,7 +40,7 @@ pub async fn discover(dir: Option<&Path>, source: &str, reporter: &Reporter) -> 
                     f.is_nullable().to_string(),
                 ]);
             }
-            println!("{t}");
+            crate::outln!("{t}");
             continue;
         }
         let mut t = table(&["column", "source type", "read as", "nullable", "note"]);
@@ -54,7 +54,7 @@ pub async fn discover(dir: Option<&Path>, source: &str, reporter: &Reporter) -> 
                 detail.and_then(|d| d.note.clone()).unwrap_or_default(),
             ]);
         }
-        println!("{t}");
+        crate::outln!("{t}");
     }
     Ok(ExitCode::SUCCESS)
 }

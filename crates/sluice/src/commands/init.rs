@@ -158,13 +158,13 @@ pub fn init(args: &InitArgs, reporter: &Reporter) -> Result<ExitCode> {
     scaffold(&args.dir, args.force)?;
     let shown = args.dir.display();
     if reporter.json() {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::json!({"project": args.dir, "created": true})
         );
     } else {
-        println!("Created a Sluice project in {shown} (sluice.yml, data/, README.md).");
-        println!("Next: cd {shown} && sluice run && sluice tables");
+        crate::outln!("Created a Sluice project in {shown} (sluice.yml, data/, README.md).");
+        crate::outln!("Next: cd {shown} && sluice run && sluice tables");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,9 +36,9 @@ pub async fn quickstart(args: &QuickstartArgs, reporter: &Reporter) -> Result<Ex
     let project = Project::load(Some(dir))?;
     let batches = sql::query(&project, QUERY).await?;
     if !reporter.json() {
-        println!("\n$ sluice sql \"{QUERY}\"");
+        crate::outln!("\n$ sluice sql \"{QUERY}\"");
         sql::write_batches(&mut std::io::stdout().lock(), &batches, SqlFormat::Table)?;
-        println!(
+        crate::outln!(
             "\nNext: cd {} && sluice tables, sluice sql \"SELECT * FROM shop.orders__quarantine\", sluice run (again: nothing new to load)",
             dir.display()
         );

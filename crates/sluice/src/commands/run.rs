@@ -120,7 +120,7 @@ pub async fn run(
         reporter.warn(&format!("could not record the run: {e}"));
     }
     if reporter.json() {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_summary(reporter, &run_id, &outcomes, seconds);
     }
@@ -168,14 +168,14 @@ pub fn print_summary(reporter: &Reporter, run_id: &str, outcomes: &[StreamOutcom
             },
         ]);
     }
-    println!("{t}");
+    crate::outln!("{t}");
     let ok = outcomes
         .iter()
         .filter(|o| o.status == RunStatus::Success)
         .count();
     let rows: u64 = outcomes.iter().map(|o| o.rows_written).sum();
     let bytes: u64 = outcomes.iter().map(|o| o.bytes_read).sum();
-    println!(
+    crate::outln!(
         "run {run_id}: {ok}/{} streams ok, {} rows written, {} read in {seconds:.2}s",
         outcomes.len(),
         thousands(rows),
@@ -183,17 +183,17 @@ pub fn print_summary(reporter: &Reporter, run_id: &str, outcomes: &[StreamOutcom
     );
     for o in outcomes {
         for change in &o.schema_changes {
-            println!("  {}: {change}", o.stream);
+            crate::outln!("  {}: {change}", o.stream);
         }
         if o.rows_quarantined > 0 && o.destination == "lake" {
-            println!(
+            crate::outln!(
                 "  {}: {} rows quarantined; see them with: sluice sql \"SELECT line, \\\"column\\\", value, reason FROM {}__quarantine WHERE run_id = '{run_id}'\"",
                 o.stream,
                 thousands(o.rows_quarantined),
                 o.table
             );
         } else if o.rows_quarantined > 0 {
-            println!(
+            crate::outln!(
                 "  {}: {} rows quarantined next to {}",
                 o.stream,
                 thousands(o.rows_quarantined),

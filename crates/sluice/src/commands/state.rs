@@ -32,11 +32,11 @@ pub async fn state(
         StateAction::Show { stream } => {
             let entries = store.list_states(stream.as_deref())?;
             if reporter.json() {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&entries)?);
                 return Ok(ExitCode::SUCCESS);
             }
             if entries.is_empty() {
-                println!(
+                crate::outln!(
                     "No state stored{}.",
                     stream.map(|s| format!(" for `{s}`")).unwrap_or_default()
                 );
@@ -66,7 +66,7 @@ pub async fn state(
                     },
                 ]);
             }
-            println!("{t}");
+            crate::outln!("{t}");
         }
         StateAction::Set { stream, value } => {
             let target = find_target(&project, &stream)?;
@@ -140,9 +140,9 @@ pub async fn state(
 
 fn report(reporter: &Reporter, value: serde_json::Value, text: &str) {
     if reporter.json() {
-        println!("{value}");
+        crate::outln!("{value}");
     } else {
-        println!("{text}");
+        crate::outln!("{text}");
     }
 }
 

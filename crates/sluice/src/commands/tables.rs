@@ -16,11 +16,11 @@ pub async fn tables(dir: Option<&Path>, reporter: &Reporter) -> Result<ExitCode>
         infos.push(project.lake.info(&name).await?);
     }
     if reporter.json() {
-        println!("{}", serde_json::to_string_pretty(&infos)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&infos)?);
         return Ok(ExitCode::SUCCESS);
     }
     if infos.is_empty() {
-        println!(
+        crate::outln!(
             "The lake at {} has no tables yet; `sluice run` loads the project's sources.",
             project.lake.root()
         );
@@ -50,6 +50,6 @@ pub async fn tables(dir: Option<&Path>, reporter: &Reporter) -> Result<ExitCode>
             i.last_run_id.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    println!("{t}");
+    crate::outln!("{t}");
     Ok(ExitCode::SUCCESS)
 }
