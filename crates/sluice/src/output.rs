@@ -368,6 +368,18 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
     t
 }
 
+/// `println!` for command output that a closed pipe does not turn into a
+/// panic: `sluice discover app | head` stops quietly when `head` has had
+/// enough. Other write errors on stdout are ignored as well; there is no one
+/// left to tell.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,16 +391,4 @@ mod tests {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(8_400_000), "8.4 MB");
     }
-}
-
-/// `println!` for command output that a closed pipe does not turn into a
-/// panic: `sluice discover app | head` stops quietly when `head` has had
-/// enough. Other write errors on stdout are ignored as well; there is no one
-/// left to tell.
-#[macro_export]
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
 }
