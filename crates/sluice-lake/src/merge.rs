@@ -5,7 +5,8 @@
 //!  commit:
 //!    staged ─► duplicates on the key? ─yes─► keep the last arrival per key (row_number)
 //!           ─► table empty? ─yes─► plain write of the rows (WRITE commit)
-//!                          ─no──► Delta MERGE: matched → update all columns, else insert
+//!                          ─no──► Delta MERGE: matched → update the columns the row's
+//!                                 batch had (others keep their value), else insert
 //!    both carry the checkpoint (txn + commitInfo) in the same commit.
 //! ```
 //!
@@ -19,7 +20,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::Column;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::functions_window::expr_fn::row_number;
-use datafusion::logical_expr::{Expr, ExprFunctionExt, lit};
+use datafusion::logical_expr::{Expr, ExprFunctionExt, lit, when};
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 use deltalake::DeltaTable;
 use deltalake::kernel::Add;
@@ -38,6 +39,9 @@ use crate::writer::{FileSink, commit_schema_and_adds, table_schema};
 /// Arrival order of staged rows (the last arrival of a key wins).
 const SEQ: &str = "__sluice_seq";
 const RN: &str = "__sluice_rn";
+/// Which column set the row's batch had (an index into `Stager::sets`):
+/// a matched row updates only the columns its own batch sent.
+const SET: &str = "__sluice_set";
 
 /// Staged rows of a merge.
 pub(crate) struct Stager {
@@ -49,6 +53,8 @@ pub(crate) struct Stager {
     sink: Option<FileSink>,
     files: Vec<Add>,
     next_seq: i64,
+    /// The column sets of the staged batches, in order of first arrival.
+    sets: Vec<std::collections::BTreeSet<String>>,
 }
 
 impl Stager {
@@ -67,6 +73,7 @@ impl Stager {
             sink: None,
             files: Vec::new(),
             next_seq: 0,
+            sets: Vec::new(),
         }
     }
 
@@ -74,8 +81,21 @@ impl Stager {
         self.sink.as_ref().map_or(0, FileSink::buffered_bytes)
     }
 
-    /// Stage a batch already conformed to `target`.
-    pub(crate) async fn write(&mut self, batch: RecordBatch, target: &SchemaRef) -> Result<()> {
+    /// Stage a batch already conformed to `target`; `sent` are the columns
+    /// the source's batch had before it was conformed.
+    pub(crate) async fn write(
+        &mut self,
+        batch: RecordBatch,
+        target: &SchemaRef,
+        sent: std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        let set = match self.sets.iter().position(|s| *s == sent) {
+            Some(i) => i,
+            None => {
+                self.sets.push(sent);
+                self.sets.len() - 1
+            }
+        };
         let staged = staged_schema(target);
         if self.sink.as_ref().is_some_and(|s| s.schema() != &staged) {
             self.seal().await?;
@@ -95,6 +115,10 @@ impl Stager {
         self.next_seq += n;
         let mut columns = batch.columns().to_vec();
         columns.push(seq);
+        columns.push(Arc::new(arrow::array::Int32Array::from_value(
+            i32::try_from(set).unwrap_or(i32::MAX),
+            n as usize,
+        )));
         let batch = RecordBatch::try_new(staged, columns).map_err(|source| LakeError::Arrow {
             table: self.name.clone(),
             source,
@@ -113,7 +137,7 @@ impl Stager {
         Ok(())
     }
 
-    /// The staged rows, de-duplicated on `keys`, in `schema`.
+    /// The staged rows, de-duplicated on `keys`, in `schema` plus [`SET`].
     async fn deduped(
         &mut self,
         table: &DeltaTable,
@@ -173,7 +197,6 @@ impl Stager {
         lake: &Lake,
         schema: &SchemaRef,
         keys: &[String],
-        incoming: &std::collections::BTreeSet<String>,
         meta: &CommitMeta,
     ) -> Result<u64> {
         let Some(df) = self.deduped(table, schema, keys).await? else {
@@ -195,6 +218,7 @@ impl Stager {
             .num_files()
             == 0;
         if empty {
+            let df = df.drop_columns(&[SET])?;
             let adds = write_frame(df, &self.table_url, schema, lake, &self.name).await?;
             return commit_schema_and_adds(
                 table,
@@ -232,12 +256,27 @@ impl Stager {
                 message: "merge needs a primary key".into(),
             })?;
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        // Matched rows: update only what the source sent; a column it did not
-        // send keeps its value (inserts get NULL there).
-        let updated: Vec<String> = columns
+        // Matched rows: update only what the row's own batch sent; a column
+        // it did not send keeps its value (inserts get NULL there).
+        let updates: Vec<(String, Expr)> = columns
             .iter()
-            .filter(|c| incoming.contains(*c))
-            .cloned()
+            .filter_map(|c| {
+                let with: Vec<Expr> = (0..self.sets.len())
+                    .filter(|i| self.sets[*i].contains(c))
+                    .map(|i| lit(i32::try_from(i).unwrap_or(i32::MAX)))
+                    .collect();
+                if with.is_empty() {
+                    None
+                } else if with.len() == self.sets.len() {
+                    Some((c.clone(), source(c)))
+                } else {
+                    let sent = source(SET).in_list(with, false);
+                    when(sent, source(c))
+                        .otherwise(target(c))
+                        .ok()
+                        .map(|e| (c.clone(), e))
+                }
+            })
             .collect();
         let (merged, _metrics) = table
             .clone()
@@ -246,9 +285,9 @@ impl Stager {
             .with_target_alias("target")
             .with_commit_properties(commit_properties(Some(meta))?)
             .when_matched_update(|u| {
-                updated
-                    .iter()
-                    .fold(u, |u, c| u.update(Column::new_unqualified(c), source(c)))
+                updates.iter().fold(u, |u, (c, e)| {
+                    u.update(Column::new_unqualified(c), e.clone())
+                })
             })
             .and_then(|b| {
                 b.when_not_matched_insert(|i| {
@@ -274,7 +313,10 @@ impl Stager {
         keys: &[String],
     ) -> Result<Vec<Add>> {
         match self.deduped(table, schema, keys).await? {
-            Some(df) => write_frame(df, &self.table_url, schema, lake, &self.name).await,
+            Some(df) => {
+                let df = df.drop_columns(&[SET])?;
+                write_frame(df, &self.table_url, schema, lake, &self.name).await
+            }
             None => Ok(Vec::new()),
         }
     }
@@ -313,6 +355,7 @@ impl Stager {
 fn staged_schema(schema: &SchemaRef) -> SchemaRef {
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new(SEQ, DataType::Int64, false));
+    fields.push(Field::new(SET, DataType::Int32, false));
     Arc::new(Schema::new(fields))
 }
 

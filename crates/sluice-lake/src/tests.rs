@@ -434,6 +434,45 @@ async fn merge_keeps_columns_the_source_did_not_send() {
     );
 }
 
+/// Batches with different columns in ONE commit: each matched row updates
+/// only the columns its own batch sent.
+#[tokio::test]
+async fn merge_within_one_commit_keeps_what_each_batch_did_not_send() {
+    let (_d, lake, dest) = setup();
+    write_all(
+        &dest,
+        request(WriteMode::Merge),
+        vec![batch(&[1, 2, 3], &["a", "b", "c"])],
+        1,
+    )
+    .await;
+    let ids_only = |ids: Vec<i64>| {
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)])),
+            vec![Arc::new(Int64Array::from(ids))],
+        )
+        .unwrap()
+    };
+    // id 1: only its key arrives (name kept); id 2: a new name; id 4: new
+    // without a name; id 3: renamed, then its key alone again (the last
+    // arrival wins, and it did not send `name`, so the stored one stays).
+    write_all(
+        &dest,
+        request(WriteMode::Merge),
+        vec![
+            ids_only(vec![1]),
+            batch(&[2, 3], &["b2", "c2"]),
+            ids_only(vec![4, 3]),
+        ],
+        2,
+    )
+    .await;
+    assert_eq!(
+        rows_of(&lake, "SELECT id, name FROM shop.orders ORDER BY id").await,
+        ["1|a", "2|b2", "3|c", "4|"]
+    );
+}
+
 #[tokio::test]
 async fn all_null_columns_take_the_table_type() {
     let (_d, lake, dest) = setup();

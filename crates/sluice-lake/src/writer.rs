@@ -154,9 +154,6 @@ pub(crate) struct LakeStreamWriter {
     pending_quarantined: u64,
     offered: Option<(u64, Checkpoint)>,
     last_commit: Instant,
-    /// Columns the incoming data had (merge updates only these: a column the
-    /// source did not send keeps its value in matched rows).
-    incoming_columns: std::collections::BTreeSet<String>,
 }
 
 impl LakeStreamWriter {
@@ -191,7 +188,6 @@ impl LakeStreamWriter {
             pending_quarantined: 0,
             offered: None,
             last_commit: Instant::now(),
-            incoming_columns: Default::default(),
         })
     }
 
@@ -377,15 +373,7 @@ impl LakeStreamWriter {
         let result = match (self.plan, stager.as_mut()) {
             (Plan::Merge, Some(s)) => {
                 let keys = &self.req.primary_key;
-                s.merge_into(
-                    table,
-                    &self.lake,
-                    &schema,
-                    keys,
-                    &self.incoming_columns,
-                    meta,
-                )
-                .await
+                s.merge_into(table, &self.lake, &schema, keys, meta).await
             }
             (Plan::Merge, None) => {
                 commit_schema_and_adds(
@@ -482,11 +470,15 @@ impl LakeStreamWriter {
 impl StreamWriter for LakeStreamWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
         let target = self.accept_schema(&batch.schema()).await?;
-        self.incoming_columns
-            .extend(batch.schema().fields().iter().map(|f| f.name().clone()));
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        let sent: std::collections::BTreeSet<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let batch = conform_batch(&batch, &target).map_err(|source| LakeError::Arrow {
             table: self.name(),
             source,
@@ -501,7 +493,7 @@ impl StreamWriter for LakeStreamWriter {
                     .stager
                     .as_mut()
                     .ok_or_else(|| ConnectorError::Internal("stager".into()))?;
-                stager.write(batch, &target).await?;
+                stager.write(batch, &target, sent).await?;
             }
             _ => self.data_sink()?.write(batch).await?,
         }
