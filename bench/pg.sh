@@ -4,8 +4,9 @@
 #
 #   extract: public.orders (1M rows) -> Delta   vs  psql COPY TO STDOUT (binary and csv, to /dev/null),
 #            dlt sql_database (connectorx, pyarrow) -> parquet, Sling -> parquet
-#   load:    the orders CSV -> PostgreSQL        vs  psql \copy FROM into the same table definition
-#            a Delta table -> PostgreSQL             (both with the primary key on id)
+#   load:    the orders CSV -> PostgreSQL        vs  psql \copy FROM into the same table definition:
+#            a Delta table -> PostgreSQL             append (no key) vs a table without a key,
+#                                                    merge (primary key, upsert) vs one with it
 #            (Sluice has no Delta source yet: a files source reads the Parquet files of
 #            the single-commit Delta table the extract made)
 #
@@ -104,7 +105,7 @@ sources:
     include: [public.orders]
 EOF
 }
-load_project() { # DIR SCHEMA: the CSV and the lake table of the extract, into PostgreSQL
+load_project() { # DIR SCHEMA MODE: the CSV and the lake table of the extract, into PostgreSQL
   rm -rf "$1"; mkdir -p "$1"
   cat > "$1/sluice.yml" <<EOF
 sources:
@@ -115,7 +116,7 @@ sources:
     stream: orders
     columns: { id: int64, customer_id: int64, order_ts: timestamptz, status: string, amount: 'decimal(12,2)', quantity: int32, note: string, updated_at: timestamptz }
     primary_key: [id]
-    write_mode: append
+    write_mode: $3
     destination: wh
   delta:
     type: files
@@ -123,7 +124,7 @@ sources:
     path: "$OUT/pg-extract/.sluice/lake/bench/orders/*.parquet"
     stream: orders
     primary_key: [id]
-    write_mode: append
+    write_mode: $3
     destination: wh
 destinations:
   wh:
@@ -142,9 +143,15 @@ if [ "$PEERS" != 0 ] && [ -x "$PEERS_VENV/bin/python" ]; then
 fi
 say "== $SLUICE_VERSION; PostgreSQL $PG_VERSION; $ROWS rows; $REPS rep(s); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 for rep in $(seq 1 "$REPS"); do
-  # -- load: the reference, then sluice into a fresh schema each time
+  # -- load: the references (psql \copy FROM into the same definition without
+  #    and with the primary key); the last one stays as the extract's table.
+  psql_ -d "$DBURL" -c "DROP TABLE IF EXISTS public.orders_nokey" \
+    -c "CREATE TABLE public.orders_nokey $(echo "$TABLE_DDL" | sed 's/ PRIMARY KEY//')"
+  run_one postgres "csv->pg (psql \\copy FROM, no key)" load "$rep" "$(pg_count public.orders_nokey)" -- \
+    psql -X -v ON_ERROR_STOP=1 -d "$DBURL" -c "\\copy public.orders_nokey FROM '$CSV' WITH (FORMAT csv, HEADER true)"
+  psql_ -d "$DBURL" -c "DROP TABLE public.orders_nokey"
   psql_ -d "$DBURL" -c "DROP TABLE IF EXISTS public.orders" -c "CREATE TABLE public.orders $TABLE_DDL"
-  run_one postgres "csv->pg (psql \\copy FROM)" load "$rep" "$(pg_count public.orders)" -- \
+  run_one postgres "csv->pg (psql \\copy FROM, primary key)" load-key "$rep" "$(pg_count public.orders)" -- \
     psql -X -v ON_ERROR_STOP=1 -d "$DBURL" -c "\\copy public.orders FROM '$CSV' WITH (FORMAT csv, HEADER true)"
   psql_ -d "$DBURL" -c "VACUUM ANALYZE public.orders"
 
@@ -160,11 +167,14 @@ for rep in $(seq 1 "$REPS"); do
 
   # -- load into PostgreSQL
   L="$OUT/pg-load"
-  for src in csv delta; do
-    schema="sluice_${src}_$rep"
-    load_project "$L" "$schema"
+  # append creates the table without a key (append does not enforce one);
+  # merge creates it with the primary key and upserts through staging.
+  for case in "csv append load" "delta append load" "csv merge load-key" "delta merge load-key"; do
+    set -- $case; src="$1"; mode="$2"; kind="$3"
+    schema="sluice_${src}_${mode}_$rep"
+    load_project "$L" "$schema" "$mode"
     psql_ -d "$DBURL" -c "DROP SCHEMA IF EXISTS $schema CASCADE"
-    run_one sluice "$src->pg (sluice run)" load "$rep" "$(pg_count "$schema.orders")" -- \
+    run_one sluice "$src->pg $mode (sluice run)" "$kind" "$rep" "$(pg_count "$schema.orders")" -- \
       "$SLUICE" --project-dir "$L" --json --no-progress run -s "$src"
     psql_ -d "$DBURL" -c "DROP SCHEMA IF EXISTS $schema CASCADE"
   done
@@ -207,12 +217,14 @@ for key, runs in groups.items():
 # The reference of each kind: COPY TO (binary) for extracts, \copy FROM for loads.
 ref = {
     "extract": med.get(("postgres", "pg->/dev/null (COPY TO binary)", "extract")),
-    "load": med.get(("postgres", "csv->pg (psql \\copy FROM)", "load")),
+    "load": med.get(("postgres", "csv->pg (psql \\copy FROM, no key)", "load")),
+    "load-key": med.get(("postgres", "csv->pg (psql \\copy FROM, primary key)", "load-key")),
 }
 loads = [float(r["load_before"].split()[0]) for r in rows]
 print(f"\n{version}; {pg}; {n:,} rows; median of {max(len(v) for v in groups.values())} run(s); "
       f"1-min load {min(loads):.2f}–{max(loads):.2f}")
-print("ratio = wall ÷ the reference of its kind (extract: COPY TO STDOUT binary; load: psql \\copy FROM)\n")
+print("ratio = wall ÷ the reference of its kind (extract: COPY TO STDOUT binary; load: psql \\copy FROM into the\n"
+      "same table without a key (sluice append) or with the primary key (sluice merge))\n")
 print("| tool | task | rows/s | wall s | CPU s | peak RSS MB | ratio |")
 print("|---|---|---:|---:|---:|---:|---:|")
 for (tool, task, kind), m in med.items():
