@@ -11,6 +11,7 @@
 //! queries, type mapping and row decoding; the pieces here are the same for
 //! all of them.
 
+pub mod deliver;
 pub mod retry;
 pub mod select;
 pub mod settings;

@@ -12,8 +12,6 @@
 
 use std::sync::Arc;
 
-use arrow::array::BooleanArray;
-use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -21,10 +19,8 @@ use mysql_async::prelude::Queryable;
 use serde_json::json;
 use sluice_core::config::{DatabaseSource, OnError, Replication, StreamOptions};
 use sluice_core::connector::{
-    Checkpoint, ConnectorError, Message, MessageStream, Progress, ReadRequest, RecordLocation,
-    Source, StreamInfo,
+    Checkpoint, ConnectorError, Message, MessageStream, Progress, ReadRequest, Source, StreamInfo,
 };
-use sluice_core::quarantine::{QuarantineBuilder, QuarantinedRow};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -33,6 +29,7 @@ use super::connect::{MyConnector, error_text, ident, literal};
 use super::decode::{Decoded, RowDecoder};
 use super::types::MyKind;
 use crate::cursor::{CursorTracker, check_orderable};
+use crate::db::deliver::{BadValue, Closed, Deliver, Halt};
 use crate::db::settings::{DbSettings, StreamSettings};
 use crate::db::split::ranges;
 
@@ -273,9 +270,6 @@ struct ReadJob {
     protocol: Protocol,
 }
 
-/// The consumer stopped reading: end quietly.
-struct Closed;
-
 impl ReadJob {
     fn label(&self) -> String {
         self.table.info.table.display()
@@ -496,115 +490,28 @@ impl ReadJob {
         Fut: std::future::Future<Output = Result<(), Closed>>,
     {
         let Decoded { batch, rejects } = decoded;
-        let label = self.label();
-        let mut bad: Vec<(usize, Option<u64>, Option<String>, String)> = rejects
+        let bad = rejects
             .into_iter()
-            .map(|r| {
-                (
-                    r.row,
-                    Some(r.record),
-                    self.table
-                        .columns
-                        .get(r.column)
-                        .map(|c| c.info.name.clone()),
-                    r.reason,
-                )
+            .map(|r| BadValue {
+                row: r.row,
+                record: Some(r.record),
+                column: self
+                    .table
+                    .columns
+                    .get(r.column)
+                    .map(|c| c.info.name.clone()),
+                reason: r.reason,
             })
             .collect();
-        let mut valid = vec![true; batch.num_rows()];
-        for (row, ..) in &bad {
-            valid[*row] = false;
+        let label = self.label();
+        Deliver {
+            label: &label,
+            cursor: self.cursor.as_mut(),
+            on_error: self.on_error,
         }
-        let valid_mask = BooleanArray::from(valid.clone());
-        let mut keep = valid_mask.clone();
-        let mut skipped = 0;
-        if let Some(cursor) = &mut self.cursor {
-            let verdict = cursor
-                .filter(&batch, Some(&valid_mask))
-                .map_err(Halt::Failed)?;
-            for row in verdict.null_rows {
-                bad.push((
-                    row,
-                    None,
-                    Some(cursor.column().to_string()),
-                    format!("the cursor column `{}` is NULL", cursor.column()),
-                ));
-            }
-            skipped = verdict.skipped;
-            keep = verdict.keep;
-        }
-        if !bad.is_empty() {
-            bad.sort_by_key(|b| b.0);
-            let records = crate::db::rows_as_json(&batch).map_err(Halt::Failed)?;
-            if self.on_error == OnError::Fail {
-                let (row, record, column, reason) = bad.swap_remove(0);
-                let column_name = column.clone().unwrap_or_default();
-                return Err(Halt::Failed(ConnectorError::BadRecord {
-                    location: RecordLocation {
-                        file: Some(label),
-                        record,
-                        column,
-                        ..Default::default()
-                    },
-                    hint: Some(if reason.starts_with("the cursor column") {
-                        format!(
-                            "a row without a cursor value cannot be tracked incrementally; fill `{column_name}` (e.g. with a column default), or set `on_error: quarantine` to set such rows aside"
-                        )
-                    } else {
-                        "fix the value, declare the column's type in `streams.<name>.columns`, or set `on_error: quarantine`".into()
-                    }),
-                    message: format!(
-                        "{reason} (row: {})",
-                        records.get(row).cloned().unwrap_or_default()
-                    ),
-                }));
-            }
-            let mut q = QuarantineBuilder::default();
-            for (row, record, column, reason) in &bad {
-                q.push(&QuarantinedRow {
-                    file: Some(label.clone()),
-                    line: *record,
-                    column: column.clone(),
-                    value: None,
-                    reason: reason.clone(),
-                    record: records.get(*row).cloned(),
-                });
-            }
-            let qb = q
-                .finish()
-                .map_err(|e| Halt::Failed(ConnectorError::Internal(e.to_string())))?;
-            send(Message::Quarantine(qb))
-                .await
-                .map_err(|_| Halt::Closed)?;
-        }
-        let out = if keep.true_count() < batch.num_rows() {
-            filter_record_batch(&batch, &keep)
-                .map_err(|e| Halt::Failed(ConnectorError::Internal(e.to_string())))?
-        } else {
-            batch
-        };
-        if let Some(cursor) = &mut self.cursor {
-            cursor.observe(&out).map_err(Halt::Failed)?;
-        }
-        let n = out.num_rows() as u64;
-        if n > 0 {
-            send(Message::Batch(out)).await.map_err(|_| Halt::Closed)?;
-        }
-        if skipped > 0 {
-            send(Message::Progress(Progress {
-                rows_skipped: skipped,
-                ..Default::default()
-            }))
-            .await
-            .map_err(|_| Halt::Closed)?;
-        }
-        Ok(n)
+        .deliver(batch, bad, send)
+        .await
     }
-}
-
-enum Halt {
-    Closed,
-    Failed(ConnectorError),
 }
 
 /// A batch from a range, with the bytes of values that produced it.
