@@ -544,3 +544,25 @@ fn killed_incremental_merge_resumes_without_loss_or_duplicates() {
     let out = p.run_json(&[], "pg.o");
     assert_eq!(out["rows_written"], 0, "{out:#}");
 }
+
+/// A text cursor under a collation that orders `a` before `Z` (ICU) while
+/// the bookmark is Arrow's (byte order: `Z` < `a`): the new row `a` must
+/// still arrive, however the column's collation compares.
+#[test]
+fn text_cursors_compare_by_code_point_whatever_the_collation() {
+    let db = PgDb::new("collation");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, k text COLLATE \"und-x-icu\" NOT NULL);
+         INSERT INTO t VALUES (1, 'A'), (2, 'Z');",
+    );
+    let p = Project::new(&format!(
+        "sources:\n  pg:\n    type: postgres\n    url: {}\n    streams:\n      t: {{ cursor: k }}\n",
+        db.url()
+    ));
+    assert_eq!(p.run_json(&[], "pg.t")["rows_written"], 2);
+    db.exec("INSERT INTO t VALUES (3, 'a'), (4, 'B');");
+    // `a` sorts after the bookmark `Z` by code point (and is new); `B` before it.
+    let out = p.run_json(&[], "pg.t");
+    assert_eq!(out["rows_written"], 1, "{out:#}");
+    assert_eq!(p.scalar("SELECT count(*) FROM pg.t WHERE k = 'a'"), 1);
+}
