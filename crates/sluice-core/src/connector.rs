@@ -170,6 +170,10 @@ pub struct WriteRequest {
     pub stream_id: String,
     /// Schema-evolution options.
     pub evolution: EvolutionPolicy,
+    /// What to do with a value the destination cannot store (`quarantine`:
+    /// write its row to the quarantine table and go on; `fail`: a located
+    /// error). Values the source could not read never get here.
+    pub on_error: OnError,
 }
 
 /// A committed checkpoint as the destination recorded it.

@@ -36,6 +36,7 @@ fn request(mode: WriteMode) -> WriteRequest {
         run_id: "run-1".into(),
         stream_id: "shop.orders".into(),
         evolution: EvolutionPolicy::default(),
+        on_error: sluice_core::config::OnError::Fail,
     }
 }
 

@@ -323,6 +323,7 @@ async fn load(
             run_id: ctx.run_id.clone(),
             stream_id: id.clone(),
             evolution: spec.evolution,
+            on_error: spec.on_error,
         })
         .await?;
     let mut cancel = ctx.cancel.clone();

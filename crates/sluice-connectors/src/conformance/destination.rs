@@ -73,6 +73,7 @@ fn request(table: &TableName, mode: WriteMode, run: &str) -> WriteRequest {
         run_id: run.into(),
         stream_id: "conformance.t".into(),
         evolution: Default::default(),
+        on_error: sluice_core::config::OnError::Fail,
     }
 }
 

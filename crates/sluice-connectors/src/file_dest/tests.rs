@@ -33,6 +33,7 @@ fn req(mode: WriteMode, run: &str) -> WriteRequest {
         run_id: run.into(),
         stream_id: "shop.orders".into(),
         evolution: Default::default(),
+        on_error: sluice_core::config::OnError::Fail,
     }
 }
 

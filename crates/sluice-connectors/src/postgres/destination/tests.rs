@@ -116,6 +116,7 @@ fn req(mode: WriteMode, run: &str) -> WriteRequest {
         run_id: run.into(),
         stream_id: "app.t".into(),
         evolution: Default::default(),
+        on_error: sluice_core::config::OnError::Fail,
     }
 }
 
@@ -537,6 +538,27 @@ async fn text_with_nul_is_a_located_bad_record() {
         text.contains("column `name`") && text.contains("NUL") && text.contains("app.t"),
         "{text}"
     );
+}
+
+/// `on_error: quarantine`: the row PostgreSQL cannot store goes to the
+/// quarantine table with its reason; the others load.
+#[tokio::test]
+async fn text_with_nul_is_quarantined_when_asked() {
+    let db = TestDb::new("nulq").await;
+    let dest = db.dest(None);
+    let mut request = req(WriteMode::Append, "r1");
+    request.on_error = sluice_core::config::OnError::Quarantine;
+    let mut w = dest.open(request).await.unwrap();
+    w.write(rows(&[1], "ok")).await.unwrap();
+    w.write(rows(&[2], "a\0b")).await.unwrap();
+    w.write(rows(&[3], "fine")).await.unwrap();
+    w.checkpoint(1, &cp(1)).await.unwrap();
+    let c = w.finish().await.unwrap().expect("a commit");
+    assert_eq!((c.rows, c.quarantined), (2, 1));
+    let count = db.count("app.t").await;
+    let quarantined = db.count("app.t__quarantine").await;
+    db.drop_db().await;
+    assert_eq!((count, quarantined), (2, 1));
 }
 
 fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {

@@ -31,12 +31,12 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::SinkExt;
-use sluice_core::config::WriteMode;
+use sluice_core::config::{OnError, WriteMode};
 use sluice_core::connector::{
     Checkpoint, Committed, ConnectorError, RecordLocation, StreamWriter, WriteRequest,
 };
 use sluice_core::evolution::{SchemaChange, evolve, same_type};
-use sluice_core::quarantine;
+use sluice_core::quarantine::{self, QuarantineBuilder, QuarantinedRow};
 use tokio_postgres::{Client, CopyInSink};
 
 use super::copy_in::{Col, encode_rows, header, json_options, trailer};
@@ -460,6 +460,50 @@ impl PgStreamWriter {
         Ok(())
     }
 
+    /// `on_error: quarantine`: rows whose text holds a NUL go to the
+    /// quarantine table (column, value, reason, the row as JSON); the rest
+    /// is returned.
+    async fn set_aside_text(&mut self, batch: RecordBatch) -> Result<RecordBatch, ConnectorError> {
+        let mut bad: Vec<(usize, String, String)> = Vec::new();
+        for (i, f) in batch.schema().fields().iter().enumerate() {
+            let Some(a) = batch.column(i).as_string_opt::<i32>() else {
+                continue;
+            };
+            if memchr::memchr(0, a.value_data()).is_none() {
+                continue;
+            }
+            for r in (0..a.len()).filter(|&r| a.is_valid(r) && a.value(r).contains('\0')) {
+                if !bad.iter().any(|(row, ..)| *row == r) {
+                    bad.push((r, f.name().clone(), a.value(r).replace('\0', "\\0")));
+                }
+            }
+        }
+        if bad.is_empty() {
+            return Ok(batch);
+        }
+        let records = crate::db::rows_as_json(&batch)?;
+        let mut q = QuarantineBuilder::default();
+        let mut keep = vec![true; batch.num_rows()];
+        for (row, column, value) in &bad {
+            keep[*row] = false;
+            q.push(&QuarantinedRow {
+                file: Some(self.target.sql()),
+                line: None,
+                column: Some(column.clone()),
+                value: Some(value.clone()),
+                reason: "text contains the NUL character (\\0), which PostgreSQL cannot store"
+                    .into(),
+                record: records.get(*row).cloned(),
+            });
+        }
+        let rows = q
+            .finish()
+            .map_err(|e| ConnectorError::Internal(format!("quarantine rows: {e}")))?;
+        self.quarantine(rows).await?;
+        arrow::compute::filter_record_batch(&batch, &arrow::array::BooleanArray::from(keep))
+            .map_err(|e| ConnectorError::Internal(format!("filtering rows: {e}")))
+    }
+
     fn should_commit(&self) -> bool {
         let (bytes, interval) = commit_thresholds();
         self.pending_bytes >= bytes || self.last_commit.elapsed() >= interval
@@ -806,7 +850,16 @@ impl StreamWriter for PgStreamWriter {
             self.flush_staged().await?;
         }
         let batch = conform(&batch, &target, &self.target)?;
-        self.check_text(&batch)?;
+        let batch = match self.req.on_error {
+            OnError::Fail => {
+                self.check_text(&batch)?;
+                batch
+            }
+            OnError::Quarantine => self.set_aside_text(batch).await?,
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         self.ensure_copy().await?;
         self.send(&batch, &target).await?;
         self.staged_columns = Some(sent);
