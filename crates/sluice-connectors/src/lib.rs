@@ -6,6 +6,7 @@
 //! - [`postgres`]: PostgreSQL source and destination.
 //! - [`mysql`]: MySQL/MariaDB source.
 //! - [`sqlite`]: SQLite source (a local database file).
+//! - [`singer`]: Singer taps and targets (today: SCHEMA → Arrow schema mapping).
 //! - [`cursor`]: incremental replication by a cursor column, shared by
 //!   every source that filters rows by value.
 //! - [`conformance`]: checks any [`Source`](sluice_core::connector::Source)
@@ -18,6 +19,7 @@ pub mod file_dest;
 pub mod files;
 pub mod mysql;
 pub mod postgres;
+pub mod singer;
 pub mod sqlite;
 
 pub use files::FileSource;
