@@ -151,6 +151,60 @@ pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// The cursor of a read of `table`: `None` unless the stream is
+/// incremental with a `cursor:`. The column must exist (with "did you
+/// mean"), have an order, and pass the database's own check `refusal`
+/// (why its SQL order differs from Arrow's, if it does).
+pub fn read_cursor(
+    source: &str,
+    table: &TableInfo,
+    settings: &settings::StreamSettings,
+    state: Option<&serde_json::Value>,
+    refusal: impl Fn(&ColumnInfo) -> Option<String>,
+) -> Result<Option<crate::cursor::CursorTracker>, sluice_core::connector::ConnectorError> {
+    use sluice_core::connector::ConnectorError;
+    // A cursor filters only incremental reads; `replication: full` reads
+    // everything, whatever an earlier bookmark says.
+    let Some(column) = settings
+        .cursor
+        .as_ref()
+        .filter(|_| settings.replication == sluice_core::config::Replication::Incremental)
+    else {
+        return Ok(None);
+    };
+    let stream = &table.stream;
+    let col = table.column(column).ok_or_else(|| {
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        ConnectorError::config(
+            format!(
+                "Stream `{source}.{stream}`: the cursor column `{column}` is not a column of `{}`",
+                table.table.display()
+            ),
+            Some(
+                sluice_core::config::suggest::did_you_mean(column, names.iter().copied())
+                    .map_or_else(
+                        || format!("the table's columns: {}", names.join(", ")),
+                        |s| format!("did you mean `{s}`?"),
+                    ),
+            ),
+        )
+    })?;
+    crate::cursor::check_orderable(column, &col.data_type)?;
+    if let Some(why) = refusal(col) {
+        return Err(ConnectorError::config(
+            format!(
+                "Stream `{source}.{stream}`: the cursor column `{column}` ({}) cannot be a cursor: {why}",
+                col.db_type
+            ),
+            Some("choose a column of type integer, decimal, date, timestamp or text as `cursor:` (an `updated_at` timestamp is the usual choice)".to_string()),
+        ));
+    }
+    Ok(Some(crate::cursor::CursorTracker::new(
+        column,
+        state.and_then(|s| s.get("cursor")),
+    )?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ use super::catalog::{MyColumn, MyTable, discover};
 use super::connect::{MyConnector, error_text, ident, literal};
 use super::decode::{Decoded, RowDecoder};
 use super::types::MyKind;
-use crate::cursor::{CursorTracker, check_orderable};
+use crate::cursor::CursorTracker;
 use crate::db::deliver::{BadValue, Closed, Deliver, Halt};
 use crate::db::settings::{DbSettings, StreamSettings};
 use crate::db::split::ranges;
@@ -184,39 +184,19 @@ impl Source for MySource {
             })?;
         let settings = self.settings.stream(&request.stream)?;
         let schema = table.info.schema();
-        // A cursor filters only incremental reads; `replication: full` reads
-        // everything, whatever an earlier bookmark says.
-        let cursor_column = settings
-            .cursor
-            .as_ref()
-            .filter(|_| settings.replication == Replication::Incremental);
-        let cursor = match cursor_column {
-            Some(column) => {
-                let col = table.columns.iter().find(|c| &c.info.name == column).ok_or_else(|| {
-                    let names: Vec<&str> = table.columns.iter().map(|c| c.info.name.as_str()).collect();
-                    ConnectorError::config(
-                        format!("Stream `{}.{}`: the cursor column `{column}` is not a column of `{}`", self.name, request.stream, table.info.table.display()),
-                        Some(sluice_core::config::suggest::did_you_mean(column, names.iter().copied()).map_or_else(
-                            || format!("the table's columns: {}", names.join(", ")),
-                            |s| format!("did you mean `{s}`?"),
-                        )),
-                    )
-                })?;
-                check_orderable(column, &col.info.data_type)?;
-                if let Some(why) = cursor_refusal(col) {
-                    return Err(ConnectorError::config(
-                        format!(
-                            "Stream `{}.{}`: the cursor column `{column}` ({}) cannot be a cursor: {why}",
-                            self.name, request.stream, col.info.db_type
-                        ),
-                        Some("choose a column of type int, decimal, date, datetime, timestamp or a text type as `cursor:` (an `updated_at` timestamp is the usual choice)".to_string()),
-                    ));
-                }
-                let state = request.state.as_ref().and_then(|s| s.get("cursor"));
-                Some(CursorTracker::new(column, state)?)
-            }
-            None => None,
-        };
+        let cursor = crate::db::read_cursor(
+            &self.name,
+            &table.info,
+            &settings,
+            request.state.as_ref(),
+            |c| {
+                table
+                    .columns
+                    .iter()
+                    .find(|mc| mc.info.name == c.name)
+                    .and_then(cursor_refusal)
+            },
+        )?;
         let job = ReadJob {
             connector: self.connector.clone(),
             table,

@@ -28,7 +28,6 @@ use super::catalog::{SqlTable, SqliteFile, discover, ident, resolve};
 use super::decode::{Decoded, Decoder};
 use super::deliver::{Closed, Deliver, Halt};
 use super::types::{SqlKind, kind_of};
-use crate::cursor::{CursorTracker, check_orderable};
 use crate::db::select::Selection;
 use crate::db::settings::{DbSettings, StreamSettings};
 use crate::db::split::ranges;
@@ -147,42 +146,13 @@ impl Source for SqliteSource {
                 )
             })?;
         let settings = self.settings.stream(&request.stream)?;
-        // A cursor filters only incremental reads; `replication: full` reads
-        // everything, whatever an earlier bookmark says.
-        let cursor_column = settings
-            .cursor
-            .as_ref()
-            .filter(|_| settings.replication == Replication::Incremental);
-        let cursor = match cursor_column {
-            Some(column) => {
-                let col = table.info.column(column).ok_or_else(|| {
-                    let names: Vec<&str> =
-                        table.info.columns.iter().map(|c| c.name.as_str()).collect();
-                    ConnectorError::config(
-                        format!(
-                            "Stream `{}.{}`: the cursor column `{column}` is not a column of `{}`",
-                            self.name,
-                            request.stream,
-                            table.info.table.display()
-                        ),
-                        Some(
-                            sluice_core::config::suggest::did_you_mean(
-                                column,
-                                names.iter().copied(),
-                            )
-                            .map_or_else(
-                                || format!("the table's columns: {}", names.join(", ")),
-                                |s| format!("did you mean `{s}`?"),
-                            ),
-                        ),
-                    )
-                })?;
-                check_orderable(column, &col.data_type)?;
-                let state = request.state.as_ref().and_then(|s| s.get("cursor"));
-                Some(CursorTracker::new(column, state)?)
-            }
-            None => None,
-        };
+        let cursor = crate::db::read_cursor(
+            &self.name,
+            &table.info,
+            &settings,
+            request.state.as_ref(),
+            |_| None,
+        )?;
         let job = ReadJob {
             file: self.file.clone(),
             schema: table.info.schema(),
