@@ -112,6 +112,10 @@ pub struct StreamInfo {
     pub schema: Option<SchemaRef>,
     /// Columns that identify a row, when known.
     pub primary_key: Vec<String>,
+    /// The column the source itself bookmarks on, when it has one (a Singer
+    /// stream's replication key); the default `cursor` of the stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
     /// Human-readable facts (`files: 3`, `bytes: 8.4 MB`).
     pub details: Vec<(String, String)>,
     /// What the source itself says of each column (databases: the declared
@@ -151,6 +155,24 @@ pub trait Source: Send + Sync {
 
     /// Read one stream from `request.state` on.
     async fn read(&self, request: ReadRequest) -> Result<MessageStream>;
+
+    /// True when the streams of one run come from one shared reader (a
+    /// Singer tap: one process emits every stream, interleaved). The engine
+    /// then asks for them all at once with [`Source::read_together`] and
+    /// consumes them all concurrently, whatever `parallelism` says, since a
+    /// stream left unread would stall the others.
+    fn reads_together(&self) -> bool {
+        false
+    }
+
+    /// Read several streams in one go; one result per request, in order.
+    async fn read_together(&self, requests: Vec<ReadRequest>) -> Vec<Result<MessageStream>> {
+        let mut out = Vec::with_capacity(requests.len());
+        for request in requests {
+            out.push(self.read(request).await);
+        }
+        out
+    }
 }
 
 /// What the engine asks of a destination for one stream.

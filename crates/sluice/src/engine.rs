@@ -26,8 +26,8 @@ use futures::StreamExt;
 use serde::Serialize;
 use sluice_core::config::{OnError, StreamSpec, WriteMode};
 use sluice_core::connector::{
-    Committed, CommittedState, ConnectorError, Destination, Message, ReadRequest, RecordLocation,
-    Source, StreamState, WriteRequest,
+    Committed, CommittedState, ConnectorError, Destination, Message, MessageStream, ReadRequest,
+    RecordLocation, Source, StreamState, WriteRequest,
 };
 use sluice_core::quarantine::{QuarantineBuilder, QuarantinedRow};
 use sluice_store::{RunStatus, Store, StreamRunRecord};
@@ -126,14 +126,110 @@ struct Counters {
     position: Option<String>,
 }
 
+/// A stream being loaded: its clock, progress bar and counters.
+struct StreamRun {
+    started: Instant,
+    started_at: String,
+    progress: StreamProgress,
+    counters: Counters,
+}
+
+impl StreamRun {
+    fn start(ctx: &RunContext, job: &StreamJob) -> Self {
+        Self {
+            started: Instant::now(),
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            progress: StreamProgress::new(&ctx.reporter, &job.spec.id()),
+            counters: Counters::default(),
+        }
+    }
+}
+
 /// Load one stream; never fails as a whole — the outcome carries the error.
 pub async fn run_stream(ctx: &RunContext, job: StreamJob) -> StreamOutcome {
-    let started = Instant::now();
-    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut run = StreamRun::start(ctx, &job);
+    let result = async {
+        let (request, seq) = prepare(ctx, &job).await?;
+        let messages = job.source.read(request).await?;
+        transfer(ctx, &job, messages, seq, &mut run).await
+    }
+    .await;
+    conclude(ctx, &job, run, result)
+}
+
+/// Load the streams of one source that reads them together (see
+/// [`Source::reads_together`]): one `read_together` call, then every stream
+/// consumed at once. Outcomes in the order of `jobs`.
+pub async fn run_together(ctx: &RunContext, jobs: Vec<StreamJob>) -> Vec<StreamOutcome> {
+    let Some(source) = jobs.first().map(|j| j.source.clone()) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<StreamRun> = jobs.iter().map(|j| StreamRun::start(ctx, j)).collect();
+    let mut results: Vec<Option<Result<()>>> = jobs.iter().map(|_| None).collect();
+    let mut requests = Vec::new();
+    let mut seqs = Vec::new();
+    let mut ready = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        match prepare(ctx, job).await {
+            Ok((request, seq)) => {
+                requests.push(request);
+                seqs.push(seq);
+                ready.push(i);
+            }
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    let mut streams: Vec<Option<(u64, Result<MessageStream, ConnectorError>)>> =
+        jobs.iter().map(|_| None).collect();
+    if !requests.is_empty() {
+        let read = source.read_together(requests).await;
+        for ((i, seq), messages) in ready.into_iter().zip(seqs).zip(read) {
+            streams[i] = Some((seq, messages));
+        }
+    }
+    let transfers = jobs
+        .iter()
+        .zip(runs.iter_mut())
+        .zip(streams)
+        .filter_map(|((job, run), stream)| stream.map(|s| (job, run, s)))
+        .map(|(job, run, (seq, messages))| async move {
+            match messages {
+                Ok(messages) => transfer(ctx, job, messages, seq, run).await,
+                Err(e) => Err(e.into()),
+            }
+        });
+    let mut done = futures::future::join_all(transfers).await.into_iter();
+    for r in results.iter_mut() {
+        if r.is_none() {
+            *r = done.next();
+        }
+    }
+    jobs.into_iter()
+        .zip(runs)
+        .zip(results)
+        .map(|((job, run), result)| {
+            let result = result.unwrap_or_else(|| {
+                Err(ConnectorError::Internal("a stream was never read".into()).into())
+            });
+            conclude(ctx, &job, run, result)
+        })
+        .collect()
+}
+
+/// The outcome of a stream, recorded in the run history.
+fn conclude(
+    ctx: &RunContext,
+    job: &StreamJob,
+    run: StreamRun,
+    result: Result<()>,
+) -> StreamOutcome {
+    let StreamRun {
+        started,
+        started_at,
+        progress,
+        counters,
+    } = run;
     let id = job.spec.id();
-    let mut progress = StreamProgress::new(&ctx.reporter, &id);
-    let mut counters = Counters::default();
-    let result = load(ctx, &job, &mut counters, &mut progress).await;
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     let (status, error, hint) = match &result {
@@ -278,14 +374,9 @@ async fn reconcile(ctx: &RunContext, job: &StreamJob) -> Result<(Option<StreamSt
     Ok((state, last_seq))
 }
 
-async fn load(
-    ctx: &RunContext,
-    job: &StreamJob,
-    counters: &mut Counters,
-    progress: &mut StreamProgress,
-) -> Result<()> {
+/// Checks, state reconciliation and the read request of one stream.
+async fn prepare(ctx: &RunContext, job: &StreamJob) -> Result<(ReadRequest, u64)> {
     let spec = &job.spec;
-    let id = spec.id();
     if !job.destination.supports(spec.write_mode) {
         return Err(ConnectorError::Unsupported {
             connector: job.destination.kind(),
@@ -297,22 +388,34 @@ async fn load(
         }
         .into());
     }
-    let (state, mut seq) = reconcile(ctx, job).await?;
+    let (state, seq) = reconcile(ctx, job).await?;
     let known_schema = if job.full_refresh {
         None
     } else {
         job.destination.table_schema(&spec.table).await?
     };
-    let mut messages = job
-        .source
-        .read(ReadRequest {
-            stream: spec.stream.clone(),
-            state: state.map(|s| s.value),
-            on_error: spec.on_error,
-            batch_size: spec.batch_size,
-            known_schema,
-        })
-        .await?;
+    let request = ReadRequest {
+        stream: spec.stream.clone(),
+        state: state.map(|s| s.value),
+        on_error: spec.on_error,
+        batch_size: spec.batch_size,
+        known_schema,
+    };
+    Ok((request, seq))
+}
+
+/// Move one stream's messages into its destination.
+async fn transfer(
+    ctx: &RunContext,
+    job: &StreamJob,
+    mut messages: MessageStream,
+    mut seq: u64,
+    run: &mut StreamRun,
+) -> Result<()> {
+    let spec = &job.spec;
+    let id = spec.id();
+    let counters = &mut run.counters;
+    let progress = &mut run.progress;
     let mut writer = job
         .destination
         .open(WriteRequest {

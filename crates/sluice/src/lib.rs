@@ -20,6 +20,7 @@ pub mod commands;
 pub mod engine;
 pub mod output;
 pub mod plan;
+pub mod plugins;
 pub mod progress;
 pub mod project;
 pub mod registry;

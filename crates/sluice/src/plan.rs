@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Result;
-use sluice_core::config::StreamSpec;
+use sluice_core::config::{Discovered, StreamSpec};
 use sluice_core::connector::{ConnectorError, Source};
 
 use crate::output::UserError;
@@ -79,7 +79,14 @@ pub async fn plan(project: &Project, selection: &Selection) -> Result<Planned> {
                 .map_err(|e| locate(project, name, e))?;
             for info in streams {
                 let spec = config
-                    .resolve_stream(name, &info.name, &info.primary_key)
+                    .resolve_stream(
+                        name,
+                        &info.name,
+                        Discovered {
+                            primary_key: &info.primary_key,
+                            cursor: info.cursor.as_deref(),
+                        },
+                    )
                     .map_err(|m| project.loaded.source_error(name, m))?;
                 known.push(spec.id());
                 specs.push(spec);

@@ -149,6 +149,10 @@ pub fn build_source(project: &Project, name: &str) -> Result<Arc<dyn Source>> {
             .map_err(|e| crate::plan::locate(project, name, e))?;
             Ok(Arc::new(source))
         }
+        SourceConfig::Singer(_) => Err(UserError::error(
+            format!("source `{name}`: Singer taps are not wired in yet"),
+            None,
+        )),
     }
 }
 
@@ -182,6 +186,12 @@ pub fn build_destination(project: &Project, name: Option<&str>) -> Result<Arc<dy
         }
         DestinationConfig::Files(f) => Arc::new(FileDestination::new(f, &project.dir)?),
         DestinationConfig::Postgres(p) => Arc::new(PgDestination::new(name, p)?),
+        DestinationConfig::Singer(_) => {
+            return Err(UserError::error(
+                format!("destination `{name}`: Singer targets are not wired in yet"),
+                None,
+            ));
+        }
     })
 }
 

@@ -92,6 +92,7 @@ impl TableInfo {
             name: self.stream.clone(),
             schema: Some(self.schema()),
             primary_key: self.primary_key.clone(),
+            cursor: None,
             details,
             columns: self
                 .columns

@@ -137,6 +137,7 @@ fn discover(inner: &Inner) -> Result<Vec<StreamInfo>, ConnectorError> {
             name: stream.name.clone(),
             schema,
             primary_key: stream.primary_key.clone(),
+            cursor: None,
             details,
             columns: Vec::new(),
         });

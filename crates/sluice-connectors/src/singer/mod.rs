@@ -8,3 +8,5 @@
 pub mod schema;
 
 pub use schema::{ColumnNote, SchemaError, StreamSchema, TextReason, stream_schema};
+pub mod message;
+pub mod process;

@@ -266,6 +266,13 @@ pub fn parse_project(
             .validate_source(source)
             .map_err(|m| loaded.source_error(source, m))?;
     }
+    for (name, destination) in &loaded.config.destinations.0 {
+        if let DestinationConfig::Singer(target) = destination {
+            target
+                .validate(name)
+                .map_err(|m| err(None, None, m, None))?;
+        }
+    }
     Ok(loaded)
 }
 
@@ -401,6 +408,7 @@ impl<'de> Deserialize<'de> for Sources {
                         Some("sqlite") => {
                             SourceConfig::Database(DatabaseKind::Sqlite, map.next_value()?)
                         }
+                        Some("singer") => SourceConfig::Singer(map.next_value()?),
                         other => {
                             return Err(de::Error::custom(format!(
                                 "source `{name}` has unknown type `{}`",
@@ -438,6 +446,7 @@ impl<'de> Deserialize<'de> for Destinations {
                             DestinationConfig::Files(map.next_value()?)
                         }
                         Some("postgres") => DestinationConfig::Postgres(map.next_value()?),
+                        Some("singer") => DestinationConfig::Singer(map.next_value()?),
                         other => {
                             return Err(de::Error::custom(format!(
                                 "destination `{name}` has unknown type `{}`",
@@ -457,6 +466,14 @@ impl<'de> Deserialize<'de> for Destinations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Discovered;
+
+    fn pk(key: &[String]) -> Discovered<'_> {
+        Discovered {
+            primary_key: key,
+            cursor: None,
+        }
+    }
     use crate::config::{FileFormat, OnError, WriteMode};
 
     fn parse(text: &str) -> Result<LoadedProject, ConfigError> {
@@ -650,7 +667,9 @@ mod tests {
             Some(&["public.orders".to_string(), "public.customers".to_string()][..])
         );
         assert!(!c.sources.0["app"].has_static_streams());
-        let orders = c.resolve_stream("app", "orders", &[]).unwrap();
+        let orders = c
+            .resolve_stream("app", "orders", Discovered::default())
+            .unwrap();
         assert_eq!(
             (orders.write_mode, orders.replication),
             (WriteMode::Merge, crate::config::Replication::Incremental)
@@ -658,7 +677,7 @@ mod tests {
         assert_eq!(orders.table.to_string(), "app.orders");
         // A table without a cursor: a fresh copy each run.
         let customers = c
-            .resolve_stream("app", "customers", &["id".into()])
+            .resolve_stream("app", "customers", pk(&["id".into()]))
             .unwrap();
         assert_eq!(
             (customers.write_mode, customers.replication),
@@ -675,7 +694,10 @@ mod tests {
     fn database_defaults_and_refusals() {
         let text = "sources:\n  db:\n    type: mariadb\n    url: mysql://root@localhost/app\n    cursor: updated_at\n";
         let p = parse(text).unwrap();
-        let s = p.config.resolve_stream("db", "events", &[]).unwrap();
+        let s = p
+            .config
+            .resolve_stream("db", "events", Discovered::default())
+            .unwrap();
         assert_eq!(
             s.write_mode,
             WriteMode::Append,
@@ -683,12 +705,15 @@ mod tests {
         );
         let s = p
             .config
-            .resolve_stream("db", "events", &["id".into()])
+            .resolve_stream("db", "events", pk(&["id".into()]))
             .unwrap();
         assert_eq!(s.write_mode, WriteMode::Merge);
         let text = "sources:\n  db:\n    type: sqlite\n    path: app.db\n    write_mode: merge\n";
         let p = parse(text).unwrap();
-        let e = p.config.resolve_stream("db", "logs", &[]).unwrap_err();
+        let e = p
+            .config
+            .resolve_stream("db", "logs", Discovered::default())
+            .unwrap_err();
         assert!(
             e.contains("has no primary key") && e.contains("streams.logs"),
             "{e}"

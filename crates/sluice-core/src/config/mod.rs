@@ -17,10 +17,12 @@ mod database;
 pub mod env;
 mod load;
 mod model;
+mod singer;
 mod sources;
 pub mod suggest;
 
 pub use database::*;
 pub use load::{ConfigError, LoadedProject, parse_project};
 pub use model::*;
+pub use singer::*;
 pub use sources::*;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{Defaults, LakeConfig, StreamOptions, with_stream_options};
 use super::{
     DatabaseKind, DatabaseSource, OnError, OnSchemaChange, PostgresDestination, Replication,
-    WriteMode,
+    SingerDestination, SingerSource, WriteMode,
 };
 use crate::TableName;
 use crate::evolution::EvolutionPolicy;
@@ -49,22 +49,26 @@ pub enum SourceConfig {
     Files(FilesSource),
     /// `type: postgres | mysql | sqlite`: the tables of a database.
     Database(DatabaseKind, DatabaseSource),
+    /// `type: singer`: a Singer tap.
+    Singer(SingerSource),
 }
 
 impl SourceConfig {
     /// Every `type:` a source may have (`mariadb` is `mysql`).
-    pub const KINDS: &'static [&'static str] = &["files", "postgres", "mysql", "mariadb", "sqlite"];
+    pub const KINDS: &'static [&'static str] =
+        &["files", "postgres", "mysql", "mariadb", "sqlite", "singer"];
 
     /// The `type:` of this source.
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Files(_) => "files",
             SourceConfig::Database(k, _) => k.name(),
+            SourceConfig::Singer(_) => "singer",
         }
     }
 
     /// True when the streams are written in `sluice.yml` (files); false when
-    /// they come from discovering the source (databases).
+    /// they come from discovering the source (databases, Singer taps).
     pub fn has_static_streams(&self) -> bool {
         matches!(self, SourceConfig::Files(_))
     }
@@ -80,11 +84,14 @@ pub enum DestinationConfig {
     Files(FileDestination),
     /// `type: postgres`: tables in a PostgreSQL database.
     Postgres(PostgresDestination),
+    /// `type: singer`: a Singer target.
+    Singer(SingerDestination),
 }
 
 impl DestinationConfig {
     /// Every `type:` a destination may have.
-    pub const KINDS: &'static [&'static str] = &["lake", "parquet", "csv", "jsonl", "postgres"];
+    pub const KINDS: &'static [&'static str] =
+        &["lake", "parquet", "csv", "jsonl", "postgres", "singer"];
 
     /// The `type:` of this destination.
     pub fn kind(&self) -> &str {
@@ -92,6 +99,7 @@ impl DestinationConfig {
             DestinationConfig::Lake(_) => "lake",
             DestinationConfig::Files(f) => f.kind.as_str(),
             DestinationConfig::Postgres(_) => "postgres",
+            DestinationConfig::Singer(_) => "singer",
         }
     }
 }
@@ -429,6 +437,16 @@ impl FileDestination {
     }
 }
 
+/// What discovery found about a stream, for [`ProjectConfig::resolve_stream`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Discovered<'a> {
+    /// The table's primary key (a Singer stream's `key_properties`).
+    pub primary_key: &'a [String],
+    /// The column the source itself bookmarks on (a Singer stream's
+    /// replication key), used when the stream sets no `cursor`.
+    pub cursor: Option<&'a str>,
+}
+
 /// A stream with every option resolved: what the engine runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamSpec {
@@ -482,6 +500,9 @@ impl ProjectConfig {
             SourceConfig::Database(..) => Err(format!(
                 "the streams of source `{source}` come from its database (discovery)"
             )),
+            SourceConfig::Singer(_) => Err(format!(
+                "the streams of source `{source}` come from the tap's catalog (discovery)"
+            )),
         }
     }
 
@@ -493,7 +514,7 @@ impl ProjectConfig {
         let names: Vec<String> = self.stream_options(source)?.into_keys().collect();
         names
             .iter()
-            .map(|name| self.resolve_stream(source, name, &[]))
+            .map(|name| self.resolve_stream(source, name, Discovered::default()))
             .collect()
     }
 
@@ -523,22 +544,36 @@ impl ProjectConfig {
                 }
                 self.check_options(source, &base)
             }
+            SourceConfig::Singer(tap) => {
+                tap.validate(source)?;
+                let base = self
+                    .defaults
+                    .stream_options()
+                    .overlay(&tap.stream_options());
+                for (name, s) in &tap.streams {
+                    let o = base.overlay(&s.stream_options());
+                    self.check_options(&format!("{source}.{name}"), &o)?;
+                }
+                self.check_options(source, &base)
+            }
         }
     }
 
     /// Resolve one stream: `defaults:` < source keys < `streams.<name>` keys,
-    /// with what discovery found (`discovered_pk`: the table's primary key).
+    /// with what discovery found (the table's primary key, a Singer
+    /// stream's key properties and replication key).
     ///
-    /// Database streams get defaults that fit tables: no `cursor` means
-    /// `replication: full` and `write_mode: overwrite` (a fresh copy each
-    /// run); with a `cursor`, `incremental` and `merge` when a primary key is
-    /// known (`append` otherwise).
+    /// Discovered streams (databases, Singer taps) get defaults that fit
+    /// tables: no `cursor` means `replication: full` and `write_mode:
+    /// overwrite` (a fresh copy each run); with a `cursor`, `incremental` and
+    /// `merge` when a primary key is known (`append` otherwise).
     pub fn resolve_stream(
         &self,
         source: &str,
         stream: &str,
-        discovered_pk: &[String],
+        discovered: Discovered<'_>,
     ) -> Result<StreamSpec, String> {
+        let discovered_pk = discovered.primary_key;
         validate_identifier(stream)
             .map_err(|e| format!("stream name in source `{source}`: {e}"))?;
         let defaults = self.defaults.stream_options();
@@ -554,6 +589,16 @@ impl ProjectConfig {
                 let mut o = defaults.overlay(&db.stream_options());
                 if let Some(s) = db.streams.get(stream) {
                     o = o.overlay(&s.stream_options());
+                }
+                (o, true)
+            }
+            SourceConfig::Singer(tap) => {
+                let mut o = defaults.overlay(&tap.stream_options());
+                if let Some(s) = tap.streams.get(stream) {
+                    o = o.overlay(&s.stream_options());
+                }
+                if o.cursor.is_none() && o.replication != Some(Replication::Full) {
+                    o.cursor = discovered.cursor.map(str::to_string);
                 }
                 (o, true)
             }
@@ -635,6 +680,13 @@ impl ProjectConfig {
             SourceConfig::Database(_, db) => {
                 let o = defaults.overlay(&db.stream_options());
                 match db.streams.get(stream) {
+                    Some(s) => o.overlay(&s.stream_options()),
+                    None => o,
+                }
+            }
+            SourceConfig::Singer(tap) => {
+                let o = defaults.overlay(&tap.stream_options());
+                match tap.streams.get(stream) {
                     Some(s) => o.overlay(&s.stream_options()),
                     None => o,
                 }

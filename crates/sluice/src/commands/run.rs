@@ -13,7 +13,7 @@ use sluice_core::connector::Destination;
 use sluice_store::RunStatus;
 use tokio::sync::watch;
 
-use crate::engine::{RunContext, StreamJob, StreamOutcome, run_stream};
+use crate::engine::{RunContext, StreamJob, StreamOutcome, run_stream, run_together};
 use crate::output::{Reporter, human_bytes, table, thousands};
 use crate::plan::{Planned, Selection, plan};
 use crate::project::Project;
@@ -89,12 +89,44 @@ pub async fn run(
     let parallelism = project.config().defaults.parallelism.unwrap_or(2).max(1);
     let started = Instant::now();
     let ctx_ref = &ctx;
-    let mut outcomes: Vec<(usize, StreamOutcome)> =
-        futures::stream::iter(jobs.into_iter().enumerate())
-            .map(|(i, job)| async move { (i, run_stream(ctx_ref, job).await) })
-            .buffer_unordered(parallelism)
-            .collect()
-            .await;
+    // Streams of a source that reads them together (a Singer tap) form one
+    // unit; every other stream is a unit of its own.
+    let mut units: Vec<Vec<(usize, StreamJob)>> = Vec::new();
+    let mut together: HashMap<String, usize> = HashMap::new();
+    for (i, job) in jobs.into_iter().enumerate() {
+        if job.source.reads_together() {
+            let key = format!("{}@{}", job.spec.source, job.destination.kind());
+            match together.get(&key) {
+                Some(&u) => units[u].push((i, job)),
+                None => {
+                    together.insert(key, units.len());
+                    units.push(vec![(i, job)]);
+                }
+            }
+        } else {
+            units.push(vec![(i, job)]);
+        }
+    }
+    let mut outcomes: Vec<(usize, StreamOutcome)> = futures::stream::iter(units)
+        .map(|mut unit| async move {
+            if unit.len() == 1 && !unit[0].1.source.reads_together() {
+                let mut out = Vec::with_capacity(1);
+                if let Some((i, job)) = unit.pop() {
+                    out.push((i, run_stream(ctx_ref, job).await));
+                }
+                out
+            } else {
+                let (index, jobs): (Vec<usize>, Vec<StreamJob>) = unit.into_iter().unzip();
+                index
+                    .into_iter()
+                    .zip(run_together(ctx_ref, jobs).await)
+                    .collect()
+            }
+        })
+        .buffer_unordered(parallelism)
+        .flat_map(futures::stream::iter)
+        .collect()
+        .await;
     outcomes.sort_by_key(|(i, _)| *i);
     let outcomes: Vec<StreamOutcome> = outcomes.into_iter().map(|(_, o)| o).collect();
     ctrl_c.abort();
