@@ -331,8 +331,9 @@ fn write_parquet(path: &std::path::Path, ids: &[i64]) {
 
 /// Lines after the last STATE must not be committed, whatever goes wrong
 /// after it. The lake commits at every checkpoint here, so what the first
-/// STATE covers is committed before the failure.
-fn fails_after_first_state(p: &Project, bad: &[String]) -> String {
+/// STATE covers is committed before the failure. `bad` follows a record
+/// after that STATE; when `then_more`, good lines and a STATE follow it.
+fn fails_after_first_state_with(p: &Project, bad: &[String], then_more: bool) -> String {
     let mut lines = vec![
         schema_line("orders"),
         order(1, 1),
@@ -341,8 +342,10 @@ fn fails_after_first_state(p: &Project, bad: &[String]) -> String {
         order(3, 2),
     ];
     lines.extend_from_slice(bad);
-    lines.push(order(4, 3));
-    lines.push(state(3));
+    if then_more {
+        lines.push(order(4, 3));
+        lines.push(state(3));
+    }
     messages(p, &lines);
     let out = p
         .cmd(&["run"])
@@ -360,6 +363,10 @@ fn fails_after_first_state(p: &Project, bad: &[String]) -> String {
         "2024-01-01T00:00:00Z"
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn fails_after_first_state(p: &Project, bad: &[String]) -> String {
+    fails_after_first_state_with(p, bad, true)
 }
 
 #[test]
@@ -448,7 +455,7 @@ fn tap_that_crashes_half_way_fails_with_its_exit_code_and_stderr() {
         "tap/stderr.txt",
         "INFO starting\nERROR the API said 500\nTraceback: boom\n",
     );
-    let err = fails_after_first_state(&p, &[]);
+    let err = fails_after_first_state_with(&p, &[], false);
     assert!(err.contains("tap fake failed with exit code 3"), "{err}");
     assert!(err.contains("the API said 500"), "{err}");
     assert!(err.contains("Traceback: boom"), "{err}");
