@@ -5,6 +5,7 @@ mod discover;
 pub mod init;
 mod quickstart;
 pub mod run;
+pub mod singer_target;
 pub mod sql;
 mod state;
 mod tables;
