@@ -41,8 +41,8 @@ use crate::registry::build_destination;
 pub struct TargetOptions {
     /// A destination of the project, or `lake`.
     pub destination: String,
-    /// A JSON file defining the destination (`{"type": "postgres", …}`),
-    /// for use outside a project (Meltano).
+    /// A JSON file (or inline JSON) defining the destination
+    /// (`{"type": "postgres", …}`), for use outside a project (Meltano).
     pub config: Option<PathBuf>,
     /// Schema the streams' tables land in.
     pub schema: String,
@@ -110,8 +110,13 @@ fn target_project(dir: Option<&Path>, options: &TargetOptions) -> Result<Project
     let Some(config) = &options.config else {
         return Project::load(dir);
     };
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("Cannot read `{}`", config.display()))?;
+    let inline = config.to_string_lossy().trim_start().starts_with('{');
+    let text = if inline {
+        config.to_string_lossy().into_owned()
+    } else {
+        std::fs::read_to_string(config)
+            .with_context(|| format!("Cannot read `{}`", config.display()))?
+    };
     let mut json: Value = serde_json::from_str(&text).map_err(|e| {
         UserError::error(
             format!("`{}` is not JSON: {e}", config.display()),
