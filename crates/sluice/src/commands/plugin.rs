@@ -219,7 +219,12 @@ fn list(project: &Project, reporter: &Reporter) -> Result<ExitCode> {
         entry.0.get_or_insert(spec);
         entry.1.push(user);
     }
-    for name in lock.plugins.keys().cloned().chain(plugins::installed_names(dir)) {
+    for name in lock
+        .plugins
+        .keys()
+        .cloned()
+        .chain(plugins::installed_names(dir))
+    {
         specs.entry(name).or_default();
     }
     let rows: Vec<Row> = specs

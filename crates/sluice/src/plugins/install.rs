@@ -177,12 +177,21 @@ fn build(
     if !exe.is_file() {
         return Err(wrong_name(name, from.requirement(), &venv));
     }
-    let installed = LockedPlugin {
-        pip: from.requirement().to_string(),
-        distribution,
-        version,
-        python: venv_python_version(&venv),
-        requirements,
+    let installed = match from {
+        InstallFrom::Requirement(req) => LockedPlugin {
+            pip: req.to_string(),
+            distribution,
+            version,
+            python: venv_python_version(&venv),
+            requirements,
+        },
+        // The venv is built from this lock entry: record the entry itself, so
+        // that it counts as matching the lock even where pip had to add or
+        // could not keep a package (another Python, another platform).
+        InstallFrom::Lock(locked) => {
+            warn_on_drift(name, &locked.requirements, &requirements);
+            locked.clone()
+        }
     };
     let mut json = serde_json::to_string_pretty(&installed)?;
     json.push('\n');
@@ -274,6 +283,36 @@ impl Step<'_> {
     }
 }
 
+/// Warn when a venv built from the lock holds other packages than the lock
+/// lists.
+fn warn_on_drift(name: &str, locked: &[String], installed: &[String]) {
+    let extra: Vec<&str> = installed
+        .iter()
+        .filter(|r| !locked.contains(r))
+        .map(String::as_str)
+        .collect();
+    let missing: Vec<&str> = locked
+        .iter()
+        .filter(|r| !installed.contains(r))
+        .map(String::as_str)
+        .collect();
+    if !extra.is_empty() || !missing.is_empty() {
+        tracing::warn!(
+            "plugin `{name}`: its venv differs from {LOCK_FILE} (installed: {}; not installed: {}); `sluice plugin add {name} --force` re-locks it",
+            if extra.is_empty() {
+                "-".to_string()
+            } else {
+                extra.join(", ")
+            },
+            if missing.is_empty() {
+                "-".to_string()
+            } else {
+                missing.join(", ")
+            },
+        );
+    }
+}
+
 /// The distribution pip's `--report` marks as requested.
 fn requested_distribution(report: &Path) -> Option<String> {
     let text = std::fs::read_to_string(report).ok()?;
@@ -319,7 +358,9 @@ fn wrong_name(name: &str, requirement: &str, venv: &Path) -> anyhow::Error {
         ),
     };
     UserError::error(
-        format!("plugin `{name}`: `pip install {requirement}` installed no executable named `{name}`"),
+        format!(
+            "plugin `{name}`: `pip install {requirement}` installed no executable named `{name}`"
+        ),
         Some(hint),
     )
 }

@@ -175,7 +175,7 @@ pub fn requirement_name(requirement: &str) -> Option<String> {
     let (name, rest) = r.split_at(end);
     let rest = rest.trim_start();
     let looks_like_path = name.is_empty()
-        || (rest.starts_with('/') || rest.starts_with(':'))
+        || rest.starts_with(['/', ':', '+'])
         || name.starts_with('.')
         || name.ends_with(".whl")
         || name.ends_with(".tar.gz")
@@ -188,9 +188,7 @@ pub fn requirement_name(requirement: &str) -> Option<String> {
 pub fn frozen_version(requirements: &[String], distribution: &str) -> Option<String> {
     let want = normalize(distribution);
     requirements.iter().find_map(|line| {
-        let (name, version) = line
-            .split_once("==")
-            .or_else(|| line.split_once(" @ "))?;
+        let (name, version) = line.split_once("==").or_else(|| line.split_once(" @ "))?;
         (normalize(name) == want).then(|| version.trim().to_string())
     })
 }
@@ -210,7 +208,10 @@ mod tests {
             requirement_name("tap-foo @ git+https://example.com/x.git").as_deref(),
             Some("tap-foo")
         );
-        assert_eq!(requirement_name("target-jsonl").as_deref(), Some("target-jsonl"));
+        assert_eq!(
+            requirement_name("target-jsonl").as_deref(),
+            Some("target-jsonl")
+        );
         assert_eq!(requirement_name("./plugins/tap-x"), None);
         assert_eq!(requirement_name("git+https://example.com/x.git"), None);
         assert_eq!(requirement_name("/abs/tap.whl"), None);

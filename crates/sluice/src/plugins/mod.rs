@@ -101,7 +101,14 @@ pub fn executable(project: &Project, spec: &PluginSpec) -> Result<PathBuf> {
         });
     }
     let requirement = spec.pip.clone().unwrap_or_else(|| spec.name.clone());
-    Ok(ensure(&project.dir, &spec.name, &requirement, false, REPORTER.get())?.exe)
+    Ok(ensure(
+        &project.dir,
+        &spec.name,
+        &requirement,
+        false,
+        REPORTER.get(),
+    )?
+    .exe)
 }
 
 /// How [`ensure`] got the plugin's venv.
@@ -199,7 +206,7 @@ fn present(project_dir: &Path, name: &str, requirement: &str) -> Result<Option<E
     let same = locked.pip == requirement
         && record.pip == requirement
         && record.requirements == locked.requirements;
-    Ok(same.then(|| Ensured {
+    Ok(same.then_some(Ensured {
         exe,
         plugin: record,
         how: How::Present,
@@ -281,12 +288,16 @@ pub fn configured(config: &ProjectConfig) -> Vec<(PluginSpec, String)> {
         SourceConfig::Singer(tap) => Some((tap.plugin_spec(), format!("source {name}"))),
         _ => None,
     });
-    let destinations = config.destinations.0.iter().filter_map(|(name, d)| match d {
-        DestinationConfig::Singer(target) => {
-            Some((target.plugin_spec(), format!("destination {name}")))
-        }
-        _ => None,
-    });
+    let destinations = config
+        .destinations
+        .0
+        .iter()
+        .filter_map(|(name, d)| match d {
+            DestinationConfig::Singer(target) => {
+                Some((target.plugin_spec(), format!("destination {name}")))
+            }
+            _ => None,
+        });
     sources.chain(destinations).collect()
 }
 
