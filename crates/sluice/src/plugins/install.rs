@@ -133,8 +133,8 @@ fn build(
     };
     spinner.status(&what);
     step.run(&mut cmd, &what, &mut |line| {
-        if line.starts_with("Collecting") || line.starts_with("Installing") {
-            spinner.status(line.trim());
+        if let Some(status) = pip_status(line) {
+            spinner.status(&status);
         }
     })?;
 
@@ -313,6 +313,21 @@ fn warn_on_drift(name: &str, locked: &[String], installed: &[String]) {
     }
 }
 
+/// A short status for the spinner from a line of pip's output: which
+/// package it collects, how many it installs.
+fn pip_status(line: &str) -> Option<String> {
+    if let Some(rest) = line.strip_prefix("Collecting ") {
+        let package = rest.split(" (from").next().unwrap_or(rest).trim();
+        let short: String = package.chars().take(60).collect();
+        return Some(format!("collecting {short}"));
+    }
+    let packages = line.strip_prefix("Installing collected packages: ")?;
+    Some(format!(
+        "installing {} packages",
+        packages.split(',').filter(|p| !p.trim().is_empty()).count()
+    ))
+}
+
 /// The distribution pip's `--report` marks as requested.
 fn requested_distribution(report: &Path) -> Option<String> {
     let text = std::fs::read_to_string(report).ok()?;
@@ -371,5 +386,24 @@ pub fn remove_dir(dir: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("Cannot remove `{}`", dir.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spinner_status_from_pip_lines() {
+        assert_eq!(
+            pip_status("Collecting pytz==2018.4 (from singer-python==5.8.0->target-jsonl)")
+                .as_deref(),
+            Some("collecting pytz==2018.4")
+        );
+        assert_eq!(
+            pip_status("Installing collected packages: simplejson, pytz, target-jsonl").as_deref(),
+            Some("installing 3 packages")
+        );
+        assert_eq!(pip_status("  Downloading pytz-2018.4.whl (510 kB)"), None);
     }
 }
