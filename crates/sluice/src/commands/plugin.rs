@@ -32,7 +32,7 @@ fn add(
     force: bool,
     reporter: &Reporter,
 ) -> Result<ExitCode> {
-    check_plugin("plugin", name).map_err(|m| {
+    check_plugin("`sluice plugin add`", name).map_err(|m| {
         UserError::error(
             m,
             Some("a plugin's name is the executable its package installs, e.g. `tap-csv`".into()),
