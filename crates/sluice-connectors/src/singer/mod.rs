@@ -8,5 +8,10 @@
 pub mod schema;
 
 pub use schema::{ColumnNote, SchemaError, StreamSchema, TextReason, stream_schema};
+pub mod batch;
+pub mod decode;
 pub mod message;
 pub mod process;
+pub mod tap;
+
+pub use tap::{SingerTap, TapSettings};

@@ -18,5 +18,6 @@ mod postgres_dest;
 mod quickstart;
 mod s3;
 mod schema;
+mod singer_tap;
 mod sql_state;
 mod sqlite;
