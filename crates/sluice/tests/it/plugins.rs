@@ -270,3 +270,39 @@ destinations:
     assert!(err.contains("nothing to install"), "{err}");
     assert!(err.contains("hint: give `--pip SPEC`"), "{err}");
 }
+
+#[test]
+fn run_installs_a_missing_tap_once_and_locks_it() {
+    let p = Project::new(
+        "\
+sources:
+  csvtap:
+    type: singer
+    plugin: tap-csv-folder
+    pip: tap-csv-folder==0.0.1a1
+    config: {filesystem: local, path: data, read_mode: merge, stream_name: orders}
+",
+    );
+    p.write("data/a.csv", "id,name\n1,ann\n2,bob\n");
+    let out = p.run(&["run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let installing: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("installing plugin"))
+        .collect();
+    assert_eq!(
+        installing,
+        ["installing plugin tap-csv-folder (tap-csv-folder==0.0.1a1)…"],
+        "{stderr}"
+    );
+    let entry = &lock(&p)["plugins"]["tap-csv-folder"];
+    assert_eq!(entry["version"], "0.0.1a1");
+    assert_eq!(p.scalar("SELECT count(*) FROM csvtap.orders"), 2);
+
+    // The next run finds the venv matching the lock: no install.
+    let out = p.run(&["run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("installing plugin"), "{stderr}");
+}

@@ -135,7 +135,10 @@ fn tap_streams_land_typed_and_each_resumes_from_its_own_state() {
     );
     assert_eq!(
         p.query("SELECT id, name, extra FROM fake.users ORDER BY id"),
-        vec![vec!["1", "ann", r#""{""vip"":true}""#], vec!["2", "bob", ""]]
+        vec![
+            vec!["1", "ann", r#""{""vip"":true}""#],
+            vec!["2", "bob", ""]
+        ]
     );
     // The config file handed to the tap is gone after the run (it holds secrets).
     assert_eq!(
