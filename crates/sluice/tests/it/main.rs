@@ -13,6 +13,7 @@ mod incremental;
 mod malformed;
 mod mysql;
 mod pg_source;
+mod plugins;
 mod postgres_dest;
 mod quickstart;
 mod s3;
