@@ -2,9 +2,8 @@
 //! every kind of bad input) through a scripted tap, and a real tap from PyPI.
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use crate::support::Project;
+use crate::support::{Project, singer_bin};
 
 /// A scripted tap: `--discover` prints `catalog.json`, a run prints
 /// `messages.jsonl`, then `stderr.txt` on stderr, and exits with the code in
@@ -491,24 +490,9 @@ fn plugin_secrets_are_redacted_from_its_log() {
     assert!(!log.contains("s3cr3t-value"), "{log}");
 }
 
-/// A plugin from the test venv (`scripts/test.sh` installs it).
-fn venv_bin(name: &str) -> PathBuf {
-    let venv = std::env::var("SLUICE_TEST_VENV").map_or_else(
-        |_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sluice-test-venv"),
-        PathBuf::from,
-    );
-    let bin = venv.join("bin").join(name);
-    assert!(
-        bin.exists(),
-        "`{}` is missing: run ./scripts/test.sh, which installs the Singer plugins the tests use",
-        bin.display()
-    );
-    bin
-}
-
 #[test]
 fn real_tap_csv_folder_loads_into_the_lake_and_resumes() {
-    let tap = venv_bin("tap-csv-folder");
+    let tap = singer_bin("tap-csv-folder");
     let p = Project::new(&format!(
         "sources:\n  csvtap:\n    type: singer\n    plugin: tap-csv-folder\n    executable: {}\n    config: {{filesystem: local, path: data, read_mode: merge, stream_name: orders}}\n",
         tap.display()
