@@ -795,6 +795,8 @@ impl SingerTap {
             unknown_warned: HashMap::new(),
             last_state: None,
             states: 0,
+            rows_since_checkpoint: 0,
+            last_checkpoint: None,
         };
         tokio::spawn(demux.run(running, files));
         Ok(outputs)
@@ -975,7 +977,18 @@ struct Demux {
     unknown_warned: HashMap<String, ()>,
     last_state: Option<Value>,
     states: u64,
+    /// Rows routed since the last checkpoint, and when it was sent.
+    rows_since_checkpoint: u64,
+    last_checkpoint: Option<std::time::Instant>,
 }
+
+/// A STATE becomes a checkpoint when this many rows came since the last
+/// one, or [`CHECKPOINT_EVERY`] passed; the STATEs in between are only
+/// remembered. Some taps send a STATE after every record: without this,
+/// every record would be a batch and a checkpoint of its own.
+const CHECKPOINT_ROWS: u64 = 50_000;
+/// See [`CHECKPOINT_ROWS`].
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A protocol error: every stream fails with it.
 struct Fatal(ConnectorError);
@@ -1092,6 +1105,7 @@ impl Demux {
                     return Ok(());
                 }
                 route.pending_bytes += line.len() as u64 + 1;
+                self.rows_since_checkpoint += 1;
                 let full = match route.buffer.as_mut() {
                     Some(b) => match b.push(record, line_no) {
                         Ok(()) => b.is_full(),
@@ -1143,6 +1157,16 @@ impl Demux {
             }
             SingerMessage::State { value } => {
                 self.states += 1;
+                let due = self
+                    .last_checkpoint
+                    .is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY)
+                    || self.rows_since_checkpoint >= CHECKPOINT_ROWS;
+                if !due {
+                    self.last_state = Some(value);
+                    return Ok(());
+                }
+                self.rows_since_checkpoint = 0;
+                self.last_checkpoint = Some(std::time::Instant::now());
                 let at = now_ns();
                 let state = checkpoint_state(&value, at);
                 let position = format!("STATE #{} (line {line_no})", self.states);

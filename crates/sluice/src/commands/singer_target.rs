@@ -82,6 +82,8 @@ pub async fn target(dir: Option<&Path>, options: &TargetOptions) -> Result<ExitC
         states: 0,
         pending: Vec::new(),
         rows: 0,
+        rows_since_checkpoint: 0,
+        last_checkpoint: None,
     };
     let result = t.pump().await;
     match result {
@@ -148,6 +150,8 @@ struct TargetRun {
     /// STATEs received and not yet echoed, with their number.
     pending: Vec<(u64, Value)>,
     rows: u64,
+    rows_since_checkpoint: u64,
+    last_checkpoint: Option<std::time::Instant>,
 }
 
 fn located(line: u64, stream: Option<&str>, message: String) -> ConnectorError {
@@ -284,6 +288,7 @@ impl TargetRun {
                     .into());
                 };
                 t.first_data_at.get_or_insert(self.states);
+                self.rows_since_checkpoint += 1;
                 t.buffer.push(record, line_no)?;
                 if t.buffer.is_full() {
                     Self::flush(t, &mut self.rows).await?;
@@ -292,6 +297,18 @@ impl TargetRun {
             SingerMessage::State { value } => {
                 self.states += 1;
                 let seq = self.states;
+                // Frequent STATEs are remembered, not each turned into a
+                // checkpoint (see the tap source's CHECKPOINT_ROWS).
+                let due = self
+                    .last_checkpoint
+                    .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+                    || self.rows_since_checkpoint >= 50_000;
+                if !due {
+                    self.pending.push((seq, value));
+                    return Ok(());
+                }
+                self.rows_since_checkpoint = 0;
+                self.last_checkpoint = Some(std::time::Instant::now());
                 let checkpoint = Checkpoint {
                     state: value.clone(),
                     position: format!("STATE #{seq} (line {line_no})"),
