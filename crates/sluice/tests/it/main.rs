@@ -18,6 +18,7 @@ mod postgres_dest;
 mod quickstart;
 mod s3;
 mod schema;
+mod singer_cli;
 mod singer_tap;
 mod sql_state;
 mod sqlite;
