@@ -5,6 +5,8 @@ mod discover;
 pub mod init;
 mod quickstart;
 pub mod run;
+pub mod singer;
+mod singer_catalog;
 pub mod sql;
 mod state;
 mod tables;
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SingerCommand};
 use crate::output::Reporter;
 use crate::plan::Selection;
 
@@ -59,5 +61,8 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Discover(args) => discover::discover(dir, &args.source, reporter).await,
         Command::Debug => debug::debug(dir, reporter).await,
         Command::Connectors => debug::connectors(reporter),
+        Command::Singer(args) => match args.command {
+            SingerCommand::Tap(tap) => singer::tap(dir, &tap, reporter).await,
+        },
     }
 }
