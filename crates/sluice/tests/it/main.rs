@@ -17,5 +17,6 @@ mod postgres_dest;
 mod quickstart;
 mod s3;
 mod schema;
+mod singer_target;
 mod sql_state;
 mod sqlite;
