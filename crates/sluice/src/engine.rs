@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Invariants kept here: state advances only for checkpoints the destination
-//! reports committed; rows read = rows written + rows quarantined for every
+//! reports committed; rows read = rows written + rows quarantined (+ rows a
+//! destination delivered unconfirmed, `StreamWriter::unconfirmed`) for every
 //! successful stream (checked, and reported if not).
 
 use std::sync::{Arc, Mutex};
