@@ -23,10 +23,15 @@
 //!   can (SDK SQL targets with `load_method: upsert`, most database
 //!   targets); an append-only target (target-jsonl, target-csv) appends.
 //! - `overwrite` (and `--full-refresh`): records carry a `version` (the
-//!   run's start in epoch milliseconds) between an ACTIVATE_VERSION before
-//!   the first record and one after the last, which tells the target to drop
-//!   older rows. Targets without ACTIVATE_VERSION support ignore it and
-//!   append. STATE is sent only at the end, after the last ACTIVATE_VERSION.
+//!   stream's start in epoch seconds, as Singer SDK taps do: SDK SQL targets
+//!   keep it in an `INTEGER` column), and an ACTIVATE_VERSION after the last
+//!   record tells the target to drop the rows of older versions. Like
+//!   singer-io's database taps, an ACTIVATE_VERSION also goes before the
+//!   first record, but only for a table the target never confirmed (so it
+//!   exists at once): sent on every run, it would make a target with
+//!   `hard_delete` empty the table before the new rows arrive. Targets
+//!   without ACTIVATE_VERSION support ignore it and append. STATE is sent
+//!   only at the end, after the last ACTIVATE_VERSION.
 //!
 //! Delivery is at-least-once: a target that wrote rows and died before
 //! echoing the STATE after them gets them again on the next run. A target

@@ -82,6 +82,10 @@ pub(super) struct SingerWriter {
     changes: Vec<SchemaChange>,
     /// `Some(version)` when replacing (`overwrite`, `--full-refresh`).
     version: Option<i64>,
+    /// The target confirmed a load of this table before: replacing it
+    /// activates the new version only at the end, so the old rows stay
+    /// until the new ones are all there (singer-io taps do the same).
+    loaded_before: bool,
     /// In replace mode the STATE waits for the end: the last offered one.
     offered: Option<(u64, Checkpoint)>,
     sent_rows: u64,
@@ -103,11 +107,9 @@ impl SingerWriter {
         req: WriteRequest,
     ) -> Result<Self> {
         let replace = req.mode == WriteMode::Overwrite || req.full_refresh;
-        let committed_schema = if req.full_refresh {
-            None
-        } else {
-            read_schema(&schema_dir)?
-        };
+        let known = read_schema(&schema_dir)?;
+        let loaded_before = known.is_some();
+        let committed_schema = if req.full_refresh { None } else { known };
         let mut files = RunFiles::default();
         let config_file = files.write(&plugin.dir, &plugin.label, "config", config)?;
         let mut running = plugin.spawn(
@@ -130,7 +132,7 @@ impl SingerWriter {
             echoes.clone(),
         ));
         let stream = req.table.name.clone();
-        let version = replace.then(|| chrono::Utc::now().timestamp_millis());
+        let version = replace.then(|| chrono::Utc::now().timestamp());
         let mut records = RecordEncoder::new(&stream);
         if let Some(v) = version {
             records = records.with_version(v);
@@ -150,6 +152,7 @@ impl SingerWriter {
             quarantine_records: None,
             changes: Vec::new(),
             version,
+            loaded_before,
             offered: None,
             sent_rows: 0,
             sent_quarantined: 0,
@@ -234,7 +237,10 @@ impl SingerWriter {
         if self.schema.as_ref() != Some(&target) {
             let first = self.schema.is_none();
             self.buf = schema_line(&self.stream, &target, &self.req.primary_key, &[]);
-            if first && let Some(v) = self.version {
+            if first
+                && !self.loaded_before
+                && let Some(v) = self.version
+            {
                 self.buf
                     .extend_from_slice(&activate_version_line(&self.stream, v));
             }

@@ -411,6 +411,7 @@ fn about(project: &Project, source: &str, format: SingerTapFormat) {
 fn settings(kind: &str) -> Value {
     let defaults = match kind {
         "files" => serde_json::to_value(sluice_core::config::FilesSource::default()),
+        "singer" => serde_json::to_value(sluice_core::config::SingerSource::default()),
         _ => serde_json::to_value(sluice_core::config::DatabaseSource::default()),
     }
     .unwrap_or_default();
