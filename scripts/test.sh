@@ -26,8 +26,9 @@ fi
 step "services"
 ./scripts/services.sh
 
-# Python tools the tests run (an S3-compatible server for the S3 lake tests),
-# in a venv outside the clone, reinstalled only when the requirements change.
+# Python tools the tests run (an S3-compatible server for the S3 lake tests,
+# singer-sdk for test taps), in a venv outside the clone, reinstalled only when
+# the requirements change.
 export SLUICE_TEST_VENV="${SLUICE_TEST_VENV:-$HOME/.cache/sluice-test-venv}"
 req=scripts/test-requirements.txt
 if ! cmp -s "$req" "$SLUICE_TEST_VENV/.requirements" 2>/dev/null; then
@@ -36,6 +37,24 @@ if ! cmp -s "$req" "$SLUICE_TEST_VENV/.requirements" 2>/dev/null; then
   "$SLUICE_TEST_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   cp "$req" "$SLUICE_TEST_VENV/.requirements"
 fi
+
+# Real Singer taps and targets from PyPI (scripts/test-plugins.txt). Their
+# pins conflict (target-jsonl wants jsonschema 2.6, the SDK taps want 4.x), so
+# each gets its own venv, $SLUICE_TEST_VENV/plugins/<executable>/, and a link
+# $SLUICE_TEST_VENV/bin/<executable> that the tests run (support.rs
+# `singer_bin`). A venv is rebuilt only when its line changes.
+while read -r exe spec; do
+  case "$exe" in ''|'#'*) continue ;; esac
+  venv="$SLUICE_TEST_VENV/plugins/$exe"
+  if [ "$(cat "$venv/.requirement" 2>/dev/null)" != "$spec" ] || [ ! -x "$venv/bin/$exe" ]; then
+    step "singer plugin $exe ($spec) -> $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$spec"
+    printf '%s' "$spec" > "$venv/.requirement"
+  fi
+  ln -sfn "$venv/bin/$exe" "$SLUICE_TEST_VENV/bin/$exe"
+done < scripts/test-plugins.txt
 
 if [ -z "${FAST:-}" ]; then
   step "cargo fmt --check"

@@ -59,6 +59,8 @@ pub enum Command {
     State(StateArgs),
     /// Show a source's streams and their schemas.
     Discover(DiscoverArgs),
+    /// Install, list and remove Singer plugins (taps and targets).
+    Plugin(PluginArgs),
     /// Check the project file and every source and destination.
     Debug,
     /// List the built-in connectors.
@@ -223,6 +225,38 @@ pub enum StateAction {
     },
 }
 
+/// `sluice plugin`.
+#[derive(Debug, Args)]
+pub struct PluginArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: PluginAction,
+}
+
+/// What to do with plugins.
+#[derive(Debug, Subcommand)]
+pub enum PluginAction {
+    /// Install a plugin into its own venv under `.sluice/plugins/` and pin it in `sluice.lock`.
+    Add {
+        /// The plugin: the executable its package installs (`tap-csv`, `target-jsonl`).
+        name: String,
+        /// The pip requirement (default: the `pip:` of the sources/destinations
+        /// that run it, else its entry in `sluice.lock`, else its name).
+        #[arg(long, value_name = "SPEC")]
+        pip: Option<String>,
+        /// Resolve the requirement again (new versions) and re-lock, even if installed.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the project's plugins: configured, locked or installed.
+    List,
+    /// Remove a plugin's venv and its entry in `sluice.lock`.
+    Remove {
+        /// The plugin.
+        name: String,
+    },
+}
+
 /// `sluice discover`.
 #[derive(Debug, Args)]
 pub struct DiscoverArgs {
@@ -238,6 +272,7 @@ pub fn main() -> ExitCode {
     // TLS client built could panic.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let reporter = Reporter::new(&cli.global);
+    crate::plugins::set_reporter(&reporter);
     output::init_logging(&cli.global, &reporter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,4 +1,5 @@
-//! Progress bars for long work: one per stream, on stderr, only on a terminal.
+//! Progress bars for long work: one per stream, on stderr, only on a terminal;
+//! and a spinner for work that counts no rows (installing a plugin).
 
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,46 @@ impl StreamProgress {
 
     /// Remove the bar (the summary table reports the outcome).
     pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// A spinner with a label and a changing message, for work whose length is
+/// unknown. Hidden when progress is off; cleared when dropped.
+pub struct Spinner {
+    bar: ProgressBar,
+}
+
+impl Spinner {
+    /// A spinner labelled `label` (hidden when progress is off).
+    pub fn new(reporter: &Reporter, label: &str) -> Spinner {
+        let bar = if reporter.progress_enabled() {
+            let bar = reporter.multi().add(ProgressBar::new_spinner());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(spinner_style());
+        bar.set_prefix(label.to_string());
+        Spinner { bar }
+    }
+
+    /// A spinner that never draws.
+    pub fn hidden() -> Spinner {
+        Spinner {
+            bar: ProgressBar::hidden(),
+        }
+    }
+
+    /// What is happening now.
+    pub fn status(&self, text: &str) {
+        self.bar.set_message(text.to_string());
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
         self.bar.finish_and_clear();
     }
 }

@@ -14,8 +14,9 @@ use sluice_connectors::mysql::MySource;
 use sluice_connectors::postgres::{PgDestination, PgSource};
 use sluice_connectors::singer::process::Plugin;
 use sluice_connectors::singer::target::SingerTarget;
+use sluice_connectors::singer::{SingerTap, TapSettings};
 use sluice_connectors::sqlite::SqliteSource;
-use sluice_core::config::{DatabaseKind, DestinationConfig, SourceConfig};
+use sluice_core::config::{DatabaseKind, DestinationConfig, PluginSpec, SourceConfig};
 use sluice_core::connector::{Destination, Source};
 use sluice_lake::{Lake, LakeDestination};
 
@@ -77,6 +78,13 @@ pub fn registry() -> Vec<ConnectorEntry> {
             modes: "",
             delivery: "",
             about: "tables of a local SQLite file (read-only): typed by declared type, incremental by cursor, key ranges in parallel",
+        },
+        ConnectorEntry {
+            kind: "singer",
+            role: Role::Source,
+            modes: "",
+            delivery: "",
+            about: "any Singer tap (pip-installed into its own venv, or on PATH): discovery, selection, incremental by the tap's STATE",
         },
         ConnectorEntry {
             kind: "lake",
@@ -158,11 +166,50 @@ pub fn build_source(project: &Project, name: &str) -> Result<Arc<dyn Source>> {
             .map_err(|e| crate::plan::locate(project, name, e))?;
             Ok(Arc::new(source))
         }
-        SourceConfig::Singer(_) => Err(UserError::error(
-            format!("source `{name}`: Singer taps are not wired in yet"),
-            None,
-        )),
+        SourceConfig::Singer(tap) => {
+            let plugin = plugin_process(
+                project,
+                &format!("tap {name}"),
+                &tap.plugin_spec(),
+                tap.env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )?;
+            let settings = TapSettings {
+                config: tap.config.clone().unwrap_or_else(|| serde_json::json!({})),
+                catalog_file: tap.catalog.as_ref().map(std::path::PathBuf::from),
+                select: tap.select.clone(),
+                streams: tap.streams.clone(),
+                options: project
+                    .config()
+                    .defaults
+                    .stream_options()
+                    .overlay(&tap.stream_options()),
+            };
+            Ok(Arc::new(SingerTap::new(name, plugin, settings)))
+        }
     }
+}
+
+/// A Singer plugin ready to run: its executable (installed on first use),
+/// the project folder as working directory, its `env:` and the project's
+/// secret redaction for its logs.
+pub fn plugin_process(
+    project: &Project,
+    label: &str,
+    spec: &PluginSpec,
+    env: Vec<(String, String)>,
+) -> Result<Plugin> {
+    let program = crate::plugins::executable(project, spec)?;
+    let secrets = project.loaded.clone();
+    Ok(Plugin {
+        label: label.to_string(),
+        program,
+        dir: project.dir.clone(),
+        env,
+        redact: Arc::new(move |t: &str| secrets.redact(t)),
+    })
 }
 
 /// Build a destination: `None` or `lake` is the project's lake.
@@ -196,15 +243,12 @@ pub fn build_destination(project: &Project, name: Option<&str>) -> Result<Arc<dy
         DestinationConfig::Files(f) => Arc::new(FileDestination::new(f, &project.dir)?),
         DestinationConfig::Postgres(p) => Arc::new(PgDestination::new(name, p)?),
         DestinationConfig::Singer(s) => {
-            let program = crate::plugins::executable(project, &s.plugin_spec())?;
-            let secrets = project.loaded.clone();
-            let plugin = Plugin {
-                label: format!("target {name}"),
-                program,
-                dir: project.dir.clone(),
-                env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                redact: Arc::new(move |t: &str| secrets.redact(t)),
-            };
+            let plugin = plugin_process(
+                project,
+                &format!("target {name}"),
+                &s.plugin_spec(),
+                s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            )?;
             Arc::new(SingerTarget::new(name, plugin, s.config.clone()))
         }
     })

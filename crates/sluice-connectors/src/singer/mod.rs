@@ -7,6 +7,7 @@
 //! - `encode.rs`: the other way: an Arrow schema → a SCHEMA message's JSON
 //!   Schema, record batches → RECORD lines (arrow-json encoders, no JSON tree
 //!   per row), STATE and ACTIVATE_VERSION lines.
+//! - `tap.rs` (with `decode.rs`, `batch.rs`): a Singer tap as a source.
 //! - `target.rs`: a Singer target as a destination (`type: singer` under
 //!   `destinations:`): one target process per stream, and only the STATE the
 //!   target echoes counts as committed.
@@ -16,7 +17,12 @@
 pub mod schema;
 
 pub use schema::{ColumnNote, SchemaError, StreamSchema, TextReason, stream_schema};
+pub mod batch;
+pub mod decode;
 pub mod encode;
 pub mod message;
 pub mod process;
+pub mod tap;
 pub mod target;
+
+pub use tap::{SingerTap, TapSettings};

@@ -3,10 +3,12 @@
 mod debug;
 mod discover;
 pub mod init;
+mod plugin;
 mod quickstart;
 pub mod run;
 pub mod singer;
 mod singer_catalog;
+pub mod singer_target;
 pub mod sql;
 mod state;
 mod tables;
@@ -59,6 +61,7 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Tables => tables::tables(dir, reporter).await,
         Command::State(args) => state::state(dir, args.action, reporter).await,
         Command::Discover(args) => discover::discover(dir, &args.source, reporter).await,
+        Command::Plugin(args) => plugin::plugin(dir, args.action, reporter),
         Command::Debug => debug::debug(dir, reporter).await,
         Command::Connectors => debug::connectors(reporter),
         Command::Singer(args) => match args.command {

@@ -7,31 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::Project;
-
-/// An executable of the test venv (`$SLUICE_TEST_VENV`, default
-/// `~/.cache/sluice-test-venv`): `bin/<name>`, or `<name>/bin/<name>` for a
-/// plugin whose pins clash with the others (target-jsonl pins an old
-/// jsonschema) and so has a venv of its own.
-fn plugin(name: &str) -> PathBuf {
-    let venv = std::env::var_os("SLUICE_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/sluice-test-venv")
-        });
-    [
-        venv.join("bin").join(name),
-        venv.join(name).join("bin").join(name),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .unwrap_or_else(|| {
-        panic!(
-            "{name} is missing from {}: run ./scripts/test.sh once (it installs the test plugins)",
-            venv.display()
-        )
-    })
-}
+use crate::support::{Project, singer_bin as plugin};
 
 const ORDERS_1: &str = "id,name,amount,created_at
 1,alice,10.50,2024-01-01T10:00:00Z

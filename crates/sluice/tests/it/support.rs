@@ -141,3 +141,29 @@ pub fn orders_csv(from: u64, to: u64) -> String {
     }
     s
 }
+
+/// The folder `scripts/test.sh` installs the Python test tools into:
+/// `$SLUICE_TEST_VENV`, default `~/.cache/sluice-test-venv`.
+pub fn test_venv() -> PathBuf {
+    match std::env::var_os("SLUICE_TEST_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is not set"))
+            .join(".cache/sluice-test-venv"),
+    }
+}
+
+/// A real Singer tap or target from PyPI, by its executable's name
+/// (`tap-csv-folder`, `target-jsonl`, `target-csv`; the list is
+/// `scripts/test-plugins.txt`). `scripts/test.sh` installs each into its own
+/// venv, `$SLUICE_TEST_VENV/plugins/<name>/`, and links it as
+/// `$SLUICE_TEST_VENV/bin/<name>`, which this returns.
+pub fn singer_bin(name: &str) -> PathBuf {
+    let exe = test_venv().join("bin").join(name);
+    assert!(
+        exe.is_file(),
+        "Singer plugin `{name}` is not installed at {}: run `scripts/test.sh` (or `FAST=1 scripts/test.sh`) \
+         once to install the test plugins listed in scripts/test-plugins.txt",
+        exe.display()
+    );
+    exe
+}
