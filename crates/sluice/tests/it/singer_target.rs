@@ -519,3 +519,42 @@ fn sluice_tap_reports_a_bad_record_on_stderr_and_exits_non_zero() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("\"STATE\""), "{stdout}");
 }
+
+#[test]
+fn a_real_tap_into_a_real_target_through_sluice() {
+    // The issue's example: tap-csv-folder → Sluice → target-jsonl.
+    let p = Project::new(&format!(
+        "sources:
+  csvtap:
+    type: singer
+    plugin: tap-csv-folder
+    executable: {}
+    config: {{ filesystem: local, path: data, read_mode: merge, stream_name: orders }}
+destinations:
+  jsonl:
+    type: singer
+    plugin: target-jsonl
+    executable: {}
+    config: {{ destination_path: out, do_timestamp_file: false }}
+",
+        plugin("tap-csv-folder").display(),
+        plugin("target-jsonl").display()
+    ));
+    p.write("data/orders.csv", "id,name\n1,a\n2,b\n");
+    let v = p.json(&["extract", "csvtap", "--to", "jsonl"]);
+    assert_eq!(v["streams"][0]["status"], "success", "{v:#}");
+    assert_eq!(v["streams"][0]["rows_written"], 2);
+    let rows = jsonl(&p.path().join("out/orders.jsonl"));
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(
+        rows[0]["id"], "1",
+        "tap-csv-folder reads every column as text"
+    );
+    // The tap's own bookmark, as target-jsonl echoed it.
+    let stored = state(&p, "csvtap.orders@jsonl").expect("a state");
+    assert!(
+        stored["value"].to_string().contains("bookmarks"),
+        "{stored:#}"
+    );
+}
