@@ -6,7 +6,7 @@
 //! - [`postgres`]: PostgreSQL source and destination.
 //! - [`mysql`]: MySQL/MariaDB source.
 //! - [`sqlite`]: SQLite source (a local database file).
-//! - [`singer`]: Singer taps and targets (today: SCHEMA → Arrow schema mapping).
+//! - [`singer`]: Singer taps and targets: SCHEMA ↔ Arrow schema mapping, RECORD encoding, targets as destinations.
 //! - [`cursor`]: incremental replication by a cursor column, shared by
 //!   every source that filters rows by value.
 //! - [`conformance`]: checks any [`Source`](sluice_core::connector::Source)

@@ -288,6 +288,27 @@ pub trait StreamWriter: Send {
 
     /// Drop everything not committed. Nothing half-written becomes visible.
     async fn abort(&mut self);
+
+    /// Rows handed on whose commit the destination never confirmed, asked
+    /// after a successful [`StreamWriter::finish`]. A Singer target confirms
+    /// a commit by echoing the STATE sent after the rows; rows it delivered
+    /// without echoing one are neither lost nor known to be written. The
+    /// engine counts them so that rows read = written + quarantined +
+    /// unconfirmed still holds, and stores no state for them (the next run
+    /// sends them again). Every other destination confirms every row.
+    fn unconfirmed(&self) -> Unconfirmed {
+        Unconfirmed::default()
+    }
+}
+
+/// Rows a writer delivered without a confirmed commit (see
+/// [`StreamWriter::unconfirmed`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unconfirmed {
+    /// Data rows.
+    pub rows: u64,
+    /// Quarantined rows.
+    pub quarantined: u64,
 }
 
 /// Where a bad record is.

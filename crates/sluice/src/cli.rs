@@ -65,6 +65,62 @@ pub enum Command {
     Debug,
     /// List the built-in connectors.
     Connectors,
+    /// Speak Singer: run a source as a Singer tap (for Meltano or any Singer runner).
+    Singer(SingerArgs),
+}
+
+/// `sluice singer`.
+#[derive(Debug, Args)]
+pub struct SingerArgs {
+    /// Which side of the Singer protocol.
+    #[command(subcommand)]
+    pub command: SingerCommand,
+}
+
+/// `sluice singer …`.
+#[derive(Debug, Subcommand)]
+pub enum SingerCommand {
+    /// A source as a Singer tap: SCHEMA, RECORD and STATE messages on stdout.
+    Tap(SingerTapArgs),
+}
+
+/// `sluice singer tap`: the Singer tap command-line contract.
+#[derive(Debug, Args)]
+pub struct SingerTapArgs {
+    /// A source of the project, or a built-in type (`files`, `postgres`,
+    /// `mysql`, `sqlite`) whose settings come from `--config`.
+    pub source: String,
+    /// The settings as JSON, the same keys as under `sources:` in sluice.yml
+    /// (required for a built-in type; repeatable, later files win).
+    #[arg(long, value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+    /// Print the catalog (streams, schemas, metadata) instead of reading.
+    #[arg(long)]
+    pub discover: bool,
+    /// Read the streams this catalog selects (default: all).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Legacy name of `--catalog`.
+    #[arg(long, value_name = "FILE", hide = true, conflicts_with = "catalog")]
+    pub properties: Option<PathBuf>,
+    /// Resume from this state (`{"bookmarks": {...}}`, the last STATE a run printed).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Print what this tap is: name, capabilities and settings.
+    #[arg(long)]
+    pub about: bool,
+    /// Format of `--about`.
+    #[arg(long, value_enum, default_value_t = SingerTapFormat::Json, requires = "about")]
+    pub format: SingerTapFormat,
+}
+
+/// Formats of `sluice singer tap --about`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SingerTapFormat {
+    /// JSON, as the Singer SDK prints it.
+    Json,
+    /// Markdown, for a README.
+    Markdown,
 }
 
 /// `sluice quickstart`.

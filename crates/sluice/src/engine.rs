@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Invariants kept here: state advances only for checkpoints the destination
-//! reports committed; rows read = rows written + rows quarantined for every
+//! reports committed; rows read = rows written + rows quarantined (+ rows a
+//! destination delivered unconfirmed, `StreamWriter::unconfirmed`) for every
 //! successful stream (checked, and reported if not).
 
 use std::sync::{Arc, Mutex};
@@ -495,7 +496,13 @@ async fn transfer(
         writer.abort().await;
         return Err(e);
     }
-    let accounted = counters.rows_written + counters.rows_quarantined;
+    // Rows a destination delivered without confirming them (a Singer target
+    // that echoed no STATE for them) are accounted for, but carry no state.
+    let unconfirmed = writer.unconfirmed();
+    let accounted = counters.rows_written
+        + counters.rows_quarantined
+        + unconfirmed.rows
+        + unconfirmed.quarantined;
     if accounted != counters.rows_read {
         return Err(ConnectorError::Internal(format!(
             "stream `{id}` read {} rows but committed {} and quarantined {}",

@@ -13,6 +13,7 @@ use sluice_connectors::file_dest::FileDestination;
 use sluice_connectors::mysql::MySource;
 use sluice_connectors::postgres::{PgDestination, PgSource};
 use sluice_connectors::singer::process::Plugin;
+use sluice_connectors::singer::target::SingerTarget;
 use sluice_connectors::singer::{SingerTap, TapSettings};
 use sluice_connectors::sqlite::SqliteSource;
 use sluice_core::config::{DatabaseKind, DestinationConfig, PluginSpec, SourceConfig};
@@ -119,6 +120,13 @@ pub fn registry() -> Vec<ConnectorEntry> {
             modes: "append, overwrite",
             delivery: "at-least-once",
             about: "a folder of JSON Lines files per table",
+        },
+        ConnectorEntry {
+            kind: "singer",
+            role: Role::Destination,
+            modes: "append, overwrite, merge (as the target implements them)",
+            delivery: "at-least-once (state advances when the target echoes the STATE after the rows)",
+            about: "any Singer target (from PyPI or an executable): RECORD messages on its stdin, one process per stream",
         },
     ]
 }
@@ -234,11 +242,14 @@ pub fn build_destination(project: &Project, name: Option<&str>) -> Result<Arc<dy
         }
         DestinationConfig::Files(f) => Arc::new(FileDestination::new(f, &project.dir)?),
         DestinationConfig::Postgres(p) => Arc::new(PgDestination::new(name, p)?),
-        DestinationConfig::Singer(_) => {
-            return Err(UserError::error(
-                format!("destination `{name}`: Singer targets are not wired in yet"),
-                None,
-            ));
+        DestinationConfig::Singer(s) => {
+            let plugin = plugin_process(
+                project,
+                &format!("target {name}"),
+                &s.plugin_spec(),
+                s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            )?;
+            Arc::new(SingerTarget::new(name, plugin, s.config.clone()))
         }
     })
 }

@@ -186,7 +186,7 @@ impl FileStreamWriter {
             .or_else(|| self.committed_schema.clone());
         let target = match base {
             None => incoming,
-            Some(base) if equal(&base, &incoming) => base,
+            Some(base) if same_columns(&base, &incoming) => base,
             Some(base) => {
                 let ev = evolve(&base, &incoming, self.req.evolution).map_err(|refused| {
                     ConnectorError::SchemaRefused {
@@ -364,7 +364,8 @@ impl StreamWriter for FileStreamWriter {
     }
 }
 
-fn equal(a: &SchemaRef, b: &SchemaRef) -> bool {
+/// Same column names in the same order, with types `same_type` accepts.
+pub(crate) fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
     a.fields().len() == b.fields().len()
         && a.fields()
             .iter()
@@ -387,7 +388,7 @@ pub(crate) fn read_schema(dir: &Path) -> Result<Option<SchemaRef>, ConnectorErro
     }
 }
 
-fn write_schema(dir: &Path, schema: &SchemaRef) -> Result<(), ConnectorError> {
+pub(crate) fn write_schema(dir: &Path, schema: &SchemaRef) -> Result<(), ConnectorError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| ConnectorError::external(format!("Cannot create `{}`", dir.display()), e))?;
     let text = serde_json::to_string_pretty(schema.as_ref())

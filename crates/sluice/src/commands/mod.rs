@@ -6,6 +6,8 @@ pub mod init;
 mod plugin;
 mod quickstart;
 pub mod run;
+pub mod singer;
+mod singer_catalog;
 pub mod singer_target;
 pub mod sql;
 mod state;
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SingerCommand};
 use crate::output::Reporter;
 use crate::plan::Selection;
 
@@ -62,5 +64,8 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Plugin(args) => plugin::plugin(dir, args.action, reporter),
         Command::Debug => debug::debug(dir, reporter).await,
         Command::Connectors => debug::connectors(reporter),
+        Command::Singer(args) => match args.command {
+            SingerCommand::Tap(tap) => singer::tap(dir, &tap, reporter).await,
+        },
     }
 }

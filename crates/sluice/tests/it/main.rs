@@ -20,5 +20,6 @@ mod s3;
 mod schema;
 mod singer_cli;
 mod singer_tap;
+mod singer_target;
 mod sql_state;
 mod sqlite;
