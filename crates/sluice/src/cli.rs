@@ -65,7 +65,8 @@ pub enum Command {
     Debug,
     /// List the built-in connectors.
     Connectors,
-    /// Speak Singer: run a source as a Singer tap (for Meltano or any Singer runner).
+    /// Speak Singer: a source as a Singer tap, a destination as a Singer target
+    /// (for Meltano or any Singer runner).
     Singer(SingerArgs),
 }
 
@@ -82,6 +83,28 @@ pub struct SingerArgs {
 pub enum SingerCommand {
     /// A source as a Singer tap: SCHEMA, RECORD and STATE messages on stdout.
     Tap(SingerTapArgs),
+    /// A destination as a Singer target: messages on stdin, committed STATE on stdout.
+    Target(SingerTargetArgs),
+}
+
+/// `sluice singer target`: the Singer target command-line contract.
+#[derive(Debug, Args)]
+pub struct SingerTargetArgs {
+    /// A destination of the project (`lake`: the project's lake), or with
+    /// `--config` the type of the destination the config describes.
+    #[arg(default_value = "lake")]
+    pub destination: String,
+    /// The destination as JSON, the same keys as under `destinations:` in
+    /// sluice.yml (a file, or inline JSON); then no project is needed.
+    #[arg(long, value_name = "FILE|JSON")]
+    pub config: Option<PathBuf>,
+    /// Schema the streams' tables land in.
+    #[arg(long, default_value = "singer")]
+    pub schema: String,
+    /// Records that do not match their SCHEMA go to `<table>__quarantine`
+    /// instead of failing the run.
+    #[arg(long)]
+    pub quarantine: bool,
 }
 
 /// `sluice singer tap`: the Singer tap command-line contract.

@@ -66,6 +66,15 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Connectors => debug::connectors(reporter),
         Command::Singer(args) => match args.command {
             SingerCommand::Tap(tap) => singer::tap(dir, &tap, reporter).await,
+            SingerCommand::Target(t) => {
+                let options = singer_target::TargetOptions {
+                    destination: t.destination,
+                    config: t.config,
+                    schema: t.schema,
+                    quarantine: t.quarantine,
+                };
+                singer_target::target(dir, &options).await
+            }
         },
     }
 }

@@ -178,7 +178,6 @@ fn real_tap_into_sluice_as_a_singer_target() {
         vec![vec!["1", "ann"], vec!["2", "bob"]]
     );
     let state: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
-            .unwrap();
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert!(state["bookmarks"]["people"].is_object(), "{state}");
 }
