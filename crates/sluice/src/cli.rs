@@ -308,6 +308,9 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(commands::dispatch(cli, &reporter));
+    // Do not wait for blocking threads still parked on a read (stdin of
+    // `sluice singer target` after an error): the work is done.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(code) => code,
         Err(e) => {

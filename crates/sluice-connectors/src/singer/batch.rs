@@ -42,7 +42,8 @@ pub fn open_jsonl(path: &Path, compression: Option<&str>) -> Result<Box<dyn BufR
 }
 
 /// The batches of a Parquet BATCH file, each cast to `schema` (columns by
-/// name; a column the file lacks is all NULL).
+/// name; a column the file lacks is all NULL). A value that does not cast
+/// fails the file, never becomes NULL.
 pub fn read_parquet(
     path: &Path,
     schema: &SchemaRef,
@@ -66,7 +67,15 @@ pub fn read_parquet(
             .fields()
             .iter()
             .map(|f| match b.column_by_name(f.name()) {
-                Some(c) => arrow::compute::cast(c, f.data_type()).map_err(|e| {
+                Some(c) => arrow::compute::cast_with_options(
+                    c,
+                    f.data_type(),
+                    &arrow::compute::CastOptions {
+                        safe: false,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| {
                     bad(&format!(
                         "column `{}` cannot be read as {}: {e}",
                         f.name(),

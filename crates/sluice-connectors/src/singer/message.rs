@@ -257,7 +257,7 @@ fn malformed(line: &[u8], at: usize, expected: &str) -> MessageError {
     ))
 }
 
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while let Some(c) = b.get(i) {
         if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
             i += 1;
@@ -269,7 +269,7 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// `b[i]` is `"`; the index after the closing quote.
-fn skip_string(b: &[u8], i: usize) -> Res<usize> {
+pub(crate) fn skip_string(b: &[u8], i: usize) -> Res<usize> {
     let mut j = i + 1;
     loop {
         match memchr::memchr2(b'"', b'\\', &b[j..]) {
@@ -299,7 +299,7 @@ fn skip_string(b: &[u8], i: usize) -> Res<usize> {
 /// The index after the JSON value starting at `b[i]`. Objects and arrays
 /// are matched bracket for bracket (their contents are checked later, by
 /// whoever parses them).
-fn skip_value(b: &[u8], i: usize) -> Res<usize> {
+pub(crate) fn skip_value(b: &[u8], i: usize) -> Res<usize> {
     match b.get(i) {
         None => Err(malformed(b, i, "a value")),
         Some(b'"') => skip_string(b, i),
@@ -351,7 +351,7 @@ fn skip_value(b: &[u8], i: usize) -> Res<usize> {
 }
 
 /// The text of the JSON string `quoted` (with its quotes).
-fn string_at(quoted: &[u8]) -> Res<Cow<'_, str>> {
+pub(crate) fn string_at(quoted: &[u8]) -> Res<Cow<'_, str>> {
     let inner = &quoted[1..quoted.len() - 1];
     if memchr::memchr(b'\\', inner).is_none() {
         std::str::from_utf8(inner)

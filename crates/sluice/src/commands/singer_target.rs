@@ -27,10 +27,12 @@ use sluice_connectors::singer::stream_schema;
 use sluice_core::TableName;
 use sluice_core::config::{OnError, WriteMode, parse_project};
 use sluice_core::connector::{
-    Checkpoint, ConnectorError, Destination, Message, RecordLocation, StreamWriter, WriteRequest,
+    Checkpoint, CommittedState, ConnectorError, Destination, Message, RecordLocation, StreamWriter,
+    WriteRequest,
 };
 use sluice_core::evolution::EvolutionPolicy;
 use sluice_core::names::sanitize_identifier;
+use sluice_core::quarantine::{QuarantineBuilder, QuarantinedRow};
 
 use crate::output::UserError;
 use crate::project::Project;
@@ -56,7 +58,12 @@ struct Target {
     schema: arrow::datatypes::SchemaRef,
     /// STATE count when the stream's first record arrived (`None`: no data yet).
     first_data_at: Option<u64>,
+    /// The last STATE number whose data the destination committed.
     committed: u64,
+    /// The destination's checkpoint number for this stream before this run:
+    /// checkpoints continue from it (the lake skips quarantine commits it
+    /// has already recorded).
+    base: u64,
 }
 
 /// Read Singer messages on stdin into `options.destination`.
@@ -131,11 +138,17 @@ fn target_project(dir: Option<&Path>, options: &TargetOptions) -> Result<Project
         o.insert("type".into(), Value::String(options.destination.clone()));
     }
     let yml = format!("destinations:\n  target: {json}\n");
+    // Errors name the file, never inline JSON (it may hold a password).
+    let shown = if inline {
+        PathBuf::from("--config (inline JSON)")
+    } else {
+        config.clone()
+    };
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::current_dir()?,
     };
-    let loaded = parse_project(&yml, config, None, |k| std::env::var(k).ok())?;
+    let loaded = parse_project(&yml, &shown, None, |k| std::env::var(k).ok())?;
     let lake = sluice_lake::Lake::from_config(&dir, None, std::iter::empty())?;
     Ok(Project { dir, loaded, lake })
 }
@@ -147,8 +160,9 @@ struct TargetRun {
     on_error: OnError,
     streams: HashMap<String, Target>,
     states: u64,
-    /// STATEs received and not yet echoed, with their number.
-    pending: Vec<(u64, Value)>,
+    /// STATEs received and not yet echoed: number, value, and whether it
+    /// was offered to the writers as a checkpoint.
+    pending: Vec<(u64, Value, bool)>,
     rows: u64,
     rows_since_checkpoint: u64,
     last_checkpoint: Option<std::time::Instant>,
@@ -176,7 +190,7 @@ impl TargetRun {
         tokio::task::spawn_blocking(move || {
             let mut stdin = std::io::stdin().lock();
             loop {
-                let mut chunk = vec![0u8; 1 << 20];
+                let mut chunk = vec![0u8; 64 * 1024];
                 match std::io::Read::read(&mut stdin, &mut chunk) {
                     Ok(0) => break,
                     Ok(n) => {
@@ -247,6 +261,11 @@ impl TargetRun {
                     } else {
                         WriteMode::Append
                     };
+                let stream_id = format!("singer.{stream}");
+                let base = match self.destination.committed_state(&table, &stream_id).await? {
+                    CommittedState::Table(Some(s)) => s.seq,
+                    _ => 0,
+                };
                 let mut writer = self
                     .destination
                     .open(WriteRequest {
@@ -255,7 +274,7 @@ impl TargetRun {
                         primary_key: key_properties.clone(),
                         full_refresh: false,
                         run_id: self.run_id.clone(),
-                        stream_id: format!("singer.{stream}"),
+                        stream_id,
                         evolution: EvolutionPolicy::default(),
                         on_error: self.on_error,
                     })
@@ -275,6 +294,7 @@ impl TargetRun {
                         schema: mapped.schema.clone(),
                         first_data_at: None,
                         committed: 0,
+                        base,
                     },
                 );
             }
@@ -289,7 +309,20 @@ impl TargetRun {
                 };
                 t.first_data_at.get_or_insert(self.states);
                 self.rows_since_checkpoint += 1;
-                t.buffer.push(record, line_no)?;
+                if let Err(e) = t.buffer.push(record, line_no) {
+                    if self.on_error != OnError::Quarantine {
+                        return Err(e.into());
+                    }
+                    let mut q = QuarantineBuilder::default();
+                    q.push(&QuarantinedRow {
+                        file: Some("<stdin>".into()),
+                        line: Some(line_no),
+                        reason: e.to_string(),
+                        record: Some(String::from_utf8_lossy(record).into_owned()),
+                        ..Default::default()
+                    });
+                    t.writer.quarantine(q.finish()?).await?;
+                }
                 if t.buffer.is_full() {
                     Self::flush(t, &mut self.rows).await?;
                 }
@@ -304,7 +337,12 @@ impl TargetRun {
                     .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
                     || self.rows_since_checkpoint >= 50_000;
                 if !due {
-                    self.pending.push((seq, value));
+                    // Only the newest of the STATEs between two checkpoints
+                    // can ever be echoed (as the last one, at the end).
+                    if self.pending.last().is_some_and(|(_, _, due)| !due) {
+                        self.pending.pop();
+                    }
+                    self.pending.push((seq, value, false));
                     return Ok(());
                 }
                 self.rows_since_checkpoint = 0;
@@ -315,11 +353,11 @@ impl TargetRun {
                 };
                 for t in self.streams.values_mut() {
                     Self::flush(t, &mut self.rows).await?;
-                    if let Some(c) = t.writer.checkpoint(seq, &checkpoint).await? {
-                        t.committed = c.seq;
+                    if let Some(c) = t.writer.checkpoint(t.base + seq, &checkpoint).await? {
+                        t.committed = c.seq.saturating_sub(t.base);
                     }
                 }
-                self.pending.push((seq, value));
+                self.pending.push((seq, value, true));
                 self.echo_committed()?;
             }
             SingerMessage::Batch {
@@ -419,14 +457,14 @@ impl TargetRun {
 
     /// Echo the newest STATE whose data every stream has committed.
     fn echo_committed(&mut self) -> Result<()> {
-        let ready = self.pending.iter().rposition(|(seq, _)| {
+        let ready = self.pending.iter().rposition(|(seq, _, _)| {
             self.streams.values().all(|t| match t.first_data_at {
                 Some(first) if first < *seq => t.committed >= *seq,
                 _ => true,
             })
         });
         if let Some(i) = ready {
-            let (_, value) = &self.pending[i];
+            let (_, value, _) = &self.pending[i];
             emit_state(value)?;
             self.pending.drain(..=i);
         }
@@ -436,23 +474,32 @@ impl TargetRun {
     async fn finish(&mut self) -> Result<()> {
         // Rows after the last STATE are committed under it (or under a null
         // state when the input had none).
-        let last = Checkpoint {
-            state: self.pending.last().map_or(Value::Null, |(_, v)| v.clone()),
+        let seq = self.states + 1;
+        let last = self.pending.last().map(|(_, v, _)| v.clone());
+        let checkpoint = Checkpoint {
+            state: last.clone().unwrap_or(Value::Null),
             position: "end of input".into(),
         };
-        let seq = self.states + 1;
         for t in self.streams.values_mut() {
             Self::flush(t, &mut self.rows).await?;
-            if let Some(c) = t.writer.checkpoint(seq, &last).await? {
-                t.committed = c.seq;
+            if let Some(c) = t.writer.checkpoint(t.base + seq, &checkpoint).await? {
+                t.committed = c.seq.saturating_sub(t.base);
             }
             if let Some(c) = t.writer.finish().await? {
-                t.committed = c.seq;
+                t.committed = c.seq.saturating_sub(t.base);
             }
         }
-        // Every stream is committed: the last STATE holds.
-        if let Some((_, value)) = self.pending.pop() {
-            emit_state(&value)?;
+        // The last STATE is echoed only if every stream committed its data
+        // (a Singer target as destination may confirm less).
+        if let Some(value) = last {
+            self.pending.push((seq, value, true));
+            let before = self.pending.len();
+            self.echo_committed()?;
+            if self.pending.len() == before {
+                tracing::warn!(
+                    "the destination did not confirm every stream's rows; the last STATE is not echoed"
+                );
+            }
         }
         self.pending.clear();
         Ok(())

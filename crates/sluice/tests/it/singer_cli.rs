@@ -181,3 +181,30 @@ fn real_tap_into_sluice_as_a_singer_target() {
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert!(state["bookmarks"]["people"].is_object(), "{state}");
 }
+
+#[test]
+fn quarantined_rows_of_a_second_target_run_are_kept() {
+    let p = Project::new("name: t\n");
+    for run in 0..2 {
+        let input = [
+            SCHEMA.to_string(),
+            record(10 * run + 1, "1"),
+            format!(r#"{{"type": "RECORD", "stream": "orders", "record": {{"id": "bad{run}"}}}}"#),
+            state(run + 1),
+        ]
+        .join("\n");
+        let out = pipe(
+            &p,
+            &["singer", "target", "lake", "--quarantine"],
+            &input,
+            &[],
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_eq!(p.scalar("SELECT count(*) FROM singer.orders"), 2);
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM singer.orders__quarantine"),
+        2,
+        "the second run's quarantined row is there too"
+    );
+}

@@ -96,7 +96,7 @@ fn stored_state(p: &Project, stream: &str) -> serde_json::Value {
 }
 
 #[test]
-fn tap_streams_land_typed_and_each_resumes_from_its_own_state() {
+fn tap_streams_land_typed_and_resume_from_the_committed_state() {
     let p = fake_project("");
     messages(
         &p,
@@ -135,7 +135,7 @@ fn tap_streams_land_typed_and_each_resumes_from_its_own_state() {
     assert_eq!(
         p.query("SELECT id, name, extra FROM fake.users ORDER BY id"),
         vec![
-            vec!["1", "ann", r#""{""vip"":true}""#],
+            vec!["1", "ann", r#""{""vip"": true}""#],
             vec!["2", "bob", ""]
         ]
     );
@@ -527,4 +527,102 @@ fn real_tap_csv_folder_loads_into_the_lake_and_resumes() {
         p.query("SELECT name FROM csvtap.orders WHERE id = '4'"),
         vec![vec!["dee"]]
     );
+}
+
+#[test]
+fn messages_may_name_a_stream_by_its_catalog_stream_name() {
+    // Classic taps (tap-postgres, tap-mysql): tap_stream_id `public-orders`,
+    // messages say `orders`.
+    let p = Project::new(
+        "sources:\n  fake:\n    type: singer\n    plugin: fake-tap\n    executable: ./tap/fake-tap\n",
+    );
+    p.write("tap/fake-tap", FAKE_TAP);
+    let script = p.path().join("tap/fake-tap");
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    p.write(
+        "tap/catalog.json",
+        format!(
+            r#"{{"streams": [{{"tap_stream_id": "public-orders", "stream": "orders", "key_properties": ["id"], "schema": {ORDERS_SCHEMA},
+                "metadata": [{{"breadcrumb": [], "metadata": {{"table-key-properties": ["id"], "valid-replication-keys": ["updated"]}}}}]}}]}}"#
+        ),
+    );
+    messages(
+        &p,
+        &[
+            schema_line("orders"),
+            order(1, 1),
+            r#"{"type": "STATE", "value": {"bookmarks": {"public-orders": {"replication_key_value": "2024-01-01T00:00:00Z"}}}}"#.into(),
+        ],
+    );
+    let outcome = p.run_json(&[], "fake.public_orders");
+    assert_eq!(outcome["rows_written"], 1, "{outcome:#}");
+    assert_eq!(p.scalar("SELECT count(*) FROM fake.public_orders"), 1);
+}
+
+#[test]
+fn a_full_table_stream_the_tap_does_not_mention_keeps_its_table() {
+    let p = fake_project("");
+    messages(
+        &p,
+        &[
+            schema_line("users"),
+            r#"{"type": "RECORD", "stream": "users", "record": {"id": 1, "name": "ann"}}"#.into(),
+            schema_line("orders"),
+            order(1, 1),
+            state(1),
+        ],
+    );
+    p.ok(&["run"]);
+    assert_eq!(p.scalar("SELECT count(*) FROM fake.users"), 1);
+    // This time the tap says nothing of users (skipped, or it failed to list them).
+    messages(
+        &p,
+        &[state(1), schema_line("orders"), order(2, 2), state(2)],
+    );
+    let outcome = p.run_json(&[], "fake.users");
+    assert_eq!(outcome["status"], "success", "{outcome:#}");
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM fake.users"),
+        1,
+        "not replaced by an empty table"
+    );
+    assert_eq!(p.scalar("SELECT count(*) FROM fake.orders"), 2);
+}
+
+#[test]
+fn a_parquet_batch_value_that_does_not_fit_fails_instead_of_becoming_null() {
+    use std::sync::Arc;
+
+    use arrow::array::{RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let p = fake_project("    select: [orders]\n");
+    let pq = p.path().join("batches/bad.parquet");
+    std::fs::create_dir_all(pq.parent().unwrap()).unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec!["7", "seven"]))],
+    )
+    .unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&pq).unwrap(), schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    messages(
+        &p,
+        &[
+            schema_line("orders"),
+            format!(
+                r#"{{"type": "BATCH", "stream": "orders", "encoding": {{"format": "parquet"}}, "manifest": ["{}"]}}"#,
+                pq.display()
+            ),
+            state(1),
+        ],
+    );
+    let err = p.fails(&["run"], 1);
+    assert!(err.contains("bad.parquet"), "{err}");
+    assert!(err.contains("column `id`"), "{err}");
 }

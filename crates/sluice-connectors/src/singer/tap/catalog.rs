@@ -59,6 +59,9 @@ pub(super) struct CatalogStream {
     /// Position in `raw["streams"]`.
     pub(super) index: usize,
     pub(super) tap_stream_id: String,
+    /// The entry's `stream` (what classic taps put in their messages, e.g.
+    /// `orders` for `tap_stream_id` `public-orders`).
+    pub(super) stream: Option<String>,
     /// The Sluice stream name (an identifier).
     pub(super) name: String,
     pub(super) schema: StreamSchema,
@@ -309,8 +312,14 @@ impl SingerTap {
                 .map(str::to_string);
             let schema_json = entry.get("schema").cloned().unwrap_or(Value::Null);
             let schema = stream_schema(&tap_stream_id, &schema_json, &key)?;
+            let stream = entry
+                .get("stream")
+                .and_then(Value::as_str)
+                .filter(|s| *s != tap_stream_id)
+                .map(str::to_string);
             streams.push(CatalogStream {
                 index,
+                stream,
                 tap_stream_id,
                 name,
                 schema,

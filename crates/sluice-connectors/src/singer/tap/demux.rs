@@ -21,14 +21,12 @@ use super::state::{checkpoint_state, now_ns};
 /// Where one stream's messages go.
 pub(super) struct Route {
     pub(super) name: String,
-    pub(super) catalog_schema: StreamSchema,
     pub(super) schema: Option<StreamSchema>,
     pub(super) buffer: Option<RecordBuffer>,
     pub(super) tx: Option<mpsc::Sender<Result<Message>>>,
     pub(super) on_error: OnError,
     pub(super) batch_size: usize,
     pub(super) pending_bytes: u64,
-    pub(super) sent_schema: bool,
     pub(super) input_state: Option<Value>,
 }
 
@@ -150,26 +148,20 @@ impl Route {
         Ok(())
     }
 
-    async fn ensure_schema(&mut self) {
-        if !self.sent_schema {
-            let schema = self
-                .schema
-                .as_ref()
-                .unwrap_or(&self.catalog_schema)
-                .schema
-                .clone();
-            self.send(Ok(Message::Schema(schema))).await;
-            self.sent_schema = true;
-        }
+    /// Whether the tap has sent this stream's SCHEMA (and so maybe rows).
+    fn started(&self) -> bool {
+        self.schema.is_some()
     }
 }
 
 /// Reads the tap's stdout and routes its messages.
 pub(super) struct Demux {
     pub(super) label: String,
-    pub(super) origin: String,
+    pub(super) origin: std::sync::Arc<str>,
     pub(super) dir: PathBuf,
     pub(super) routes: HashMap<String, Route>,
+    /// Catalog `stream` names → `tap_stream_id`, for taps that use them in messages.
+    pub(super) aliases: HashMap<String, String>,
     pub(super) unknown_warned: HashMap<String, ()>,
     pub(super) last_state: Option<Value>,
     pub(super) states: u64,
@@ -275,11 +267,16 @@ fn located(origin: &str, line: u64, stream: Option<&str>, message: String) -> Co
 impl Demux {
     async fn handle(&mut self, line: &[u8], line_no: u64) -> Result<(), Fatal> {
         let origin = self.origin.clone();
+
         let message = parse(line)
             .map_err(|e| Fatal(self.located(line_no, e.stream.as_deref(), e.message)))?;
         match message {
             SingerMessage::Record { stream, record, .. } => {
-                let Some(route) = self.routes.get_mut(stream.as_ref()) else {
+                let Some(route) = self.routes.get_mut(
+                    self.aliases
+                        .get(stream.as_ref())
+                        .map_or(stream.as_ref(), String::as_str),
+                ) else {
                     self.not_selected(&stream, "RECORD");
                     return Ok(());
                 };
@@ -289,7 +286,7 @@ impl Demux {
                 if route.buffer.is_none() {
                     let e = ConnectorError::BadRecord {
                         location: RecordLocation {
-                            file: Some(self.origin.clone()),
+                            file: Some(self.origin.to_string()),
                             line: Some(line_no),
                             ..Default::default()
                         },
@@ -329,11 +326,32 @@ impl Demux {
                 key_properties,
                 ..
             } => {
-                let Some(route) = self.routes.get_mut(stream.as_ref()) else {
+                let Some(route) = self.routes.get_mut(
+                    self.aliases
+                        .get(stream.as_ref())
+                        .map_or(stream.as_ref(), String::as_str),
+                ) else {
                     return Ok(());
                 };
-                let mapped = stream_schema(&stream, &schema, &key_properties)
-                    .map_err(|e| Fatal(located(&origin, line_no, Some(&stream), e.to_string())))?;
+                let mapped = match stream_schema(&stream, &schema, &key_properties) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let hint = e.hint();
+                        route
+                            .send(Err(ConnectorError::BadRecord {
+                                location: RecordLocation {
+                                    file: Some(origin.to_string()),
+                                    line: Some(line_no),
+                                    ..Default::default()
+                                },
+                                message: format!("the SCHEMA message cannot be mapped: {e}"),
+                                hint,
+                            }))
+                            .await;
+                        route.tx = None;
+                        return Ok(());
+                    }
+                };
                 let changed = route
                     .schema
                     .as_ref()
@@ -347,7 +365,6 @@ impl Demux {
                         route.on_error,
                     ));
                     route.send(Ok(Message::Schema(mapped.schema.clone()))).await;
-                    route.sent_schema = true;
                     route.schema = Some(mapped);
                 }
             }
@@ -367,11 +384,11 @@ impl Demux {
                 let state = checkpoint_state(&value, at);
                 let position = format!("STATE #{} (line {line_no})", self.states);
                 for route in self.routes.values_mut() {
-                    if !route.alive() {
+                    // A stream the tap has not started has nothing to cover.
+                    if !route.alive() || !route.started() {
                         continue;
                     }
                     route.flush().await;
-                    route.ensure_schema().await;
                     route
                         .send(Ok(Message::Checkpoint(Checkpoint {
                             state: state.clone(),
@@ -382,7 +399,11 @@ impl Demux {
                 self.last_state = Some(value);
             }
             SingerMessage::ActivateVersion { stream, version } => {
-                if let Some(route) = self.routes.get(stream.as_ref()) {
+                if let Some(route) = self.routes.get(
+                    self.aliases
+                        .get(stream.as_ref())
+                        .map_or(stream.as_ref(), String::as_str),
+                ) {
                     tracing::debug!(
                         "{}: stream `{}` activated version {version}",
                         self.label,
@@ -396,7 +417,11 @@ impl Demux {
                 compression,
                 manifest,
             } => {
-                let Some(route) = self.routes.get_mut(stream.as_ref()) else {
+                let Some(route) = self.routes.get_mut(
+                    self.aliases
+                        .get(stream.as_ref())
+                        .map_or(stream.as_ref(), String::as_str),
+                ) else {
                     self.not_selected(&stream, "BATCH");
                     return Ok(());
                 };
@@ -451,8 +476,8 @@ impl Demux {
 
     fn not_selected(&mut self, stream: &str, what: &str) {
         if self.unknown_warned.insert(stream.to_string(), ()).is_none() {
-            tracing::debug!(
-                "{}: skipping {what} messages of stream `{stream}`, which this run does not read",
+            tracing::warn!(
+                "{}: skipping {what} messages of stream `{stream}`, which this run does not read (not selected, or not in the catalog: see `sluice discover`)",
                 self.label
             );
         }
@@ -497,8 +522,10 @@ impl Demux {
             if !route.alive() {
                 continue;
             }
+            // A stream the tap never started gets its checkpoint without a
+            // schema: nothing is written, and a full-table stream's table is
+            // not replaced by an empty one.
             route.flush().await;
-            route.ensure_schema().await;
             let (state, position) = match &self.last_state {
                 Some(v) => (
                     checkpoint_state(v, at),

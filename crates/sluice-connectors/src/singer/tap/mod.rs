@@ -232,23 +232,32 @@ impl SingerTap {
                 s.tap_stream_id.clone(),
                 Route {
                     name: s.name.clone(),
-                    catalog_schema: s.schema.clone(),
                     schema: None,
                     buffer: None,
                     tx: Some(tx),
                     on_error: r.on_error,
                     batch_size: r.batch_size,
                     pending_bytes: 0,
-                    sent_schema: false,
                     input_state: r.state.clone(),
                 },
             );
         }
+        // Messages name a stream by its `tap_stream_id` or, for classic taps,
+        // by the catalog entry's `stream`: both lead to the same route.
+        let mut aliases = HashMap::new();
+        for s in &chosen {
+            if let Some(name) = &s.stream
+                && !catalog.streams.iter().any(|o| &o.tap_stream_id == name)
+            {
+                aliases.insert(name.clone(), s.tap_stream_id.clone());
+            }
+        }
         let demux = Demux {
             label: label.clone(),
-            origin: format!("output of {label}"),
+            origin: Arc::from(format!("output of {label}")),
             dir: dir.clone(),
             routes,
+            aliases,
             unknown_warned: HashMap::new(),
             last_state: None,
             states: 0,
