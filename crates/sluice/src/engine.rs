@@ -492,6 +492,12 @@ async fn transfer(
         Ok(())
     }
     .await;
+    // Let go of the source before aborting the writer (which may take a
+    // while: a Singer target is killed and its stderr drained). A Singer
+    // tap feeds every stream of the run from one process through bounded
+    // channels; left undropped, this stream's full channel would hold the
+    // tap's other streams back meanwhile.
+    drop(messages);
     if let Err(e) = result {
         writer.abort().await;
         return Err(e);
@@ -634,4 +640,177 @@ fn rows_as_json(batch: &RecordBatch) -> Result<Vec<String>> {
 /// Whether any outcome failed.
 pub fn any_failed(outcomes: &[StreamOutcome]) -> bool {
     outcomes.iter().any(|o| o.status != RunStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use async_trait::async_trait;
+    use sluice_core::TableName;
+    use sluice_core::config::Replication;
+    use sluice_core::connector::{Checkpoint, StreamInfo};
+
+    use super::*;
+
+    /// Set when the message stream is dropped.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A schema, a batch, then nothing for ever (a tap that went quiet).
+    struct StallingSource {
+        dropped: Arc<AtomicBool>,
+    }
+
+    #[async_trait]
+    impl Source for StallingSource {
+        fn kind(&self) -> &'static str {
+            "stalling"
+        }
+        async fn check(&self) -> sluice_core::connector::Result<String> {
+            Ok(String::new())
+        }
+        async fn discover(&self) -> sluice_core::connector::Result<Vec<StreamInfo>> {
+            Ok(Vec::new())
+        }
+        async fn read(&self, _: ReadRequest) -> sluice_core::connector::Result<MessageStream> {
+            let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1]))])
+                    .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+            let flag = DropFlag(self.dropped.clone());
+            let head =
+                futures::stream::iter([Ok(Message::Schema(schema)), Ok(Message::Batch(batch))]);
+            let tail = futures::stream::pending().map(move |m: Result<Message, ConnectorError>| {
+                let _keep = &flag;
+                m
+            });
+            Ok(head.chain(tail).boxed())
+        }
+    }
+
+    /// Fails the first write; notes whether the source was let go of when
+    /// it is aborted.
+    struct FailingDestination {
+        dropped: Arc<AtomicBool>,
+        dropped_at_abort: Arc<Mutex<Option<bool>>>,
+    }
+
+    struct FailingWriter {
+        dropped: Arc<AtomicBool>,
+        dropped_at_abort: Arc<Mutex<Option<bool>>>,
+    }
+
+    #[async_trait]
+    impl Destination for FailingDestination {
+        fn kind(&self) -> &'static str {
+            "failing"
+        }
+        fn describe(&self, table: &TableName) -> String {
+            table.to_string()
+        }
+        async fn check(&self) -> sluice_core::connector::Result<String> {
+            Ok(String::new())
+        }
+        fn supports(&self, _: WriteMode) -> bool {
+            true
+        }
+        async fn open(
+            &self,
+            _: WriteRequest,
+        ) -> sluice_core::connector::Result<Box<dyn sluice_core::connector::StreamWriter>> {
+            Ok(Box::new(FailingWriter {
+                dropped: self.dropped.clone(),
+                dropped_at_abort: self.dropped_at_abort.clone(),
+            }))
+        }
+    }
+
+    #[async_trait]
+    impl sluice_core::connector::StreamWriter for FailingWriter {
+        async fn write(&mut self, batch: RecordBatch) -> sluice_core::connector::Result<()> {
+            if batch.num_rows() == 0 {
+                return Ok(());
+            }
+            Err(ConnectorError::External {
+                message: "target died".into(),
+                source: None,
+                retryable: false,
+            })
+        }
+        async fn quarantine(&mut self, _: RecordBatch) -> sluice_core::connector::Result<()> {
+            Ok(())
+        }
+        async fn checkpoint(
+            &mut self,
+            _: u64,
+            _: &Checkpoint,
+        ) -> sluice_core::connector::Result<Option<Committed>> {
+            Ok(None)
+        }
+        async fn finish(&mut self) -> sluice_core::connector::Result<Option<Committed>> {
+            Ok(None)
+        }
+        async fn abort(&mut self) {
+            if let Ok(mut seen) = self.dropped_at_abort.lock() {
+                *seen = Some(self.dropped.load(Ordering::SeqCst));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_stream_lets_go_of_its_source_before_aborting_the_writer() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let dropped_at_abort = Arc::new(Mutex::new(None));
+        let global = crate::cli::Global {
+            project_dir: None,
+            json: false,
+            verbose: 0,
+            quiet: true,
+            no_progress: true,
+        };
+        let (_cancel, cancel) = watch::channel(false);
+        let ctx = RunContext {
+            run_id: "r1".into(),
+            store: Arc::new(Mutex::new(Store::in_memory().unwrap())),
+            reporter: Reporter::new(&global),
+            cancel,
+            redact: Arc::new(|s: &str| s.to_string()),
+        };
+        let job = StreamJob {
+            spec: StreamSpec {
+                source: "tap".into(),
+                stream: "orders".into(),
+                table: TableName::new("tap", "orders"),
+                write_mode: WriteMode::Append,
+                on_error: OnError::Fail,
+                replication: Replication::default(),
+                cursor: None,
+                primary_key: Vec::new(),
+                destination: None,
+                evolution: Default::default(),
+                batch_size: 1000,
+            },
+            source: Arc::new(StallingSource {
+                dropped: dropped.clone(),
+            }),
+            destination: Arc::new(FailingDestination {
+                dropped: dropped.clone(),
+                dropped_at_abort: dropped_at_abort.clone(),
+            }),
+            full_refresh: false,
+            state_key: "tap.orders".into(),
+        };
+        let outcome = run_stream(&ctx, job).await;
+        assert_eq!(outcome.status, RunStatus::Failed);
+        assert_eq!(outcome.error.as_deref(), Some("target died"));
+        assert_eq!(*dropped_at_abort.lock().unwrap(), Some(true));
+    }
 }

@@ -12,9 +12,10 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sluice_core::connector::{ConnectorError, Result};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
@@ -23,6 +24,12 @@ pub type Redactor = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 /// How many stderr lines an error quotes.
 const TAIL_LINES: usize = 20;
+
+/// The longest stderr line kept, in bytes; the rest of a line is skipped.
+const LINE_CAP: usize = 4096;
+
+/// How long to wait for the end of a plugin's stderr once it exited.
+const STDERR_GRACE: Duration = Duration::from_secs(2);
 
 /// A plugin executable and how to run it.
 #[derive(Clone)]
@@ -211,9 +218,22 @@ impl Plugin {
                     );
                     let _ = f.write_all(head.as_bytes()).await;
                 }
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let line = redact(&line);
+                // Read to EOF whatever comes (invalid UTF-8, huge lines):
+                // stopping early would close the pipe, and the plugin would
+                // die of SIGPIPE at its next stderr write.
+                let mut reader = BufReader::new(err);
+                let mut buf = Vec::new();
+                loop {
+                    match read_line_capped(&mut reader, &mut buf, LINE_CAP).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            tracing::debug!("{label}: cannot read its stderr: {e}");
+                            break;
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&buf);
+                    let line = redact(text.trim_end_matches(['\n', '\r']));
                     if looks_like_error(&line) {
                         tracing::warn!("{label}: {line}");
                     } else {
@@ -242,6 +262,34 @@ impl Plugin {
     }
 }
 
+/// Read one line (without its `\n`) into `buf`, keeping its first `cap`
+/// bytes and skipping the rest; `false` at the end of the input.
+async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<bool> {
+    buf.clear();
+    let mut read_any = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(read_any);
+        }
+        read_any = true;
+        let (chunk, used, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], i + 1, true),
+            None => (available, available.len(), false),
+        };
+        let room = cap.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        reader.consume(used);
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
 fn looks_like_error(line: &str) -> bool {
     ["ERROR", "CRITICAL", "Traceback", "FATAL"]
         .iter()
@@ -262,9 +310,7 @@ impl Running {
             self.child.wait().await.map_err(|e| {
                 ConnectorError::external(format!("cannot wait for {}", self.label), e)
             })?;
-        if let Some(h) = self.stderr.take() {
-            let _ = h.await;
-        }
+        self.join_stderr().await;
         if status.success() {
             Ok(())
         } else {
@@ -275,8 +321,21 @@ impl Running {
     /// Stop the plugin now (the run failed or was cancelled).
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
-        if let Some(h) = self.stderr.take() {
-            let _ = h.await;
+        self.join_stderr().await;
+    }
+
+    /// Let the stderr reader reach the end of the output, but not forever:
+    /// a grandchild (a wrapper script that runs the plugin without `exec`)
+    /// may keep the pipe open after the plugin exited. The reader then goes
+    /// on in the background.
+    async fn join_stderr(&mut self) {
+        if let Some(h) = self.stderr.take()
+            && tokio::time::timeout(STDERR_GRACE, h).await.is_err()
+        {
+            tracing::debug!(
+                "{}: its stderr is still open after it exited (a child process of it?); not waiting for it",
+                self.label
+            );
         }
     }
 
@@ -319,5 +378,105 @@ pub fn exit_error(label: &str, status: ExitStatus, tail: &[String], log: &Path) 
         message,
         source: None,
         retryable: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A plugin that is the `sh` script `body`.
+    fn script(dir: &Path, body: &str) -> Plugin {
+        let program = dir.join("plugin.sh");
+        std::fs::write(&program, format!("#!/bin/sh\n{body}\n")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Plugin {
+            label: "tap sh".into(),
+            program,
+            dir: dir.to_path_buf(),
+            env: Vec::new(),
+            redact: Arc::new(|s: &str| s.replace("hunter2", "***")),
+        }
+    }
+
+    #[tokio::test]
+    async fn stderr_is_read_to_the_end_past_invalid_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = script(
+            dir.path(),
+            r#"printf 'bad \377\376 bytes\n' >&2
+i=0
+while [ $i -lt 200 ]; do echo "line $i of noise" >&2; i=$((i+1)); done
+echo "password hunter2 rejected" >&2
+echo "ERROR: the real reason" >&2
+exit 4"#,
+        );
+        let err = plugin.spawn(&[], false).unwrap().wait().await.unwrap_err();
+        let err = err.to_string();
+        // The plugin wrote everything (no SIGPIPE) and exited with its code.
+        assert!(err.contains("failed with exit code 4"), "{err}");
+        assert!(err.contains("ERROR: the real reason"), "{err}");
+        assert!(err.contains("password *** rejected"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let log = std::fs::read_to_string(dir.path().join(".sluice/logs/tap-sh.log")).unwrap();
+        assert!(log.contains("bad \u{fffd}\u{fffd} bytes"), "{log}");
+        assert!(log.contains("line 199 of noise"), "{log}");
+        assert!(log.contains("ERROR: the real reason"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn a_long_stderr_line_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = script(
+            dir.path(),
+            r#"head -c 100000 /dev/zero | tr '\0' x >&2
+echo " end of the long line" >&2
+echo "after it" >&2
+exit 1"#,
+        );
+        let running = plugin.spawn(&[], false).unwrap();
+        let tail = running.tail();
+        running.wait().await.unwrap_err();
+        let lines = tail.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0].len(), LINE_CAP);
+        assert!(lines[0].bytes().all(|b| b == b'x'));
+        assert_eq!(lines[1], "after it");
+    }
+
+    #[tokio::test]
+    async fn a_grandchild_holding_stderr_does_not_block_wait_or_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        // A wrapper without `exec`: the background `sleep` keeps stderr open.
+        let plugin = script(dir.path(), "sleep 10 &\necho 'ERROR: gone' >&2\nexit 2");
+        let start = Instant::now();
+        let err = plugin.spawn(&[], false).unwrap().wait().await.unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(6), "{err}");
+        assert!(err.to_string().contains("exit code 2"), "{err}");
+        assert!(err.to_string().contains("ERROR: gone"), "{err}");
+
+        let plugin = script(dir.path(), "sleep 10 &\nsleep 10");
+        let running = plugin.spawn(&[], false).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let start = Instant::now();
+        running.kill().await;
+        assert!(start.elapsed() < Duration::from_secs(6));
+    }
+
+    #[tokio::test]
+    async fn read_line_capped_splits_lines_and_keeps_the_last_one() {
+        let mut input: &[u8] = b"one\r\n\ntoo long\nlast";
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        while read_line_capped(&mut input, &mut buf, 5).await.unwrap() {
+            got.push(String::from_utf8(buf.clone()).unwrap());
+        }
+        assert_eq!(got, ["one\r", "", "too l", "last"]);
     }
 }

@@ -25,13 +25,14 @@
 //! - `overwrite` (and `--full-refresh`): records carry a `version` (the
 //!   stream's start in epoch seconds, as Singer SDK taps do: SDK SQL targets
 //!   keep it in an `INTEGER` column), and an ACTIVATE_VERSION after the last
-//!   record tells the target to drop the rows of older versions. Like
-//!   singer-io's database taps, an ACTIVATE_VERSION also goes before the
-//!   first record, but only for a table the target never confirmed (so it
-//!   exists at once): sent on every run, it would make a target with
-//!   `hard_delete` empty the table before the new rows arrive. Targets
-//!   without ACTIVATE_VERSION support ignore it and append. STATE is sent
-//!   only at the end, after the last ACTIVATE_VERSION.
+//!   record tells the target to drop the rows of older versions. There is
+//!   no ACTIVATE_VERSION before the first record (singer-io's database taps
+//!   send one for a new table): whether the target has the table cannot be
+//!   known (`.sluice/` is not committed, so every fresh checkout looks
+//!   new), and SDK SQL targets answer a leading one by deleting the rows
+//!   already there, so a run that failed half-way would leave a partial
+//!   table. Targets without ACTIVATE_VERSION support ignore it and append.
+//!   STATE is sent only at the end, after the ACTIVATE_VERSION.
 //!
 //! Delivery is at-least-once: a target that wrote rows and died before
 //! echoing the STATE after them gets them again on the next run. A target

@@ -273,7 +273,7 @@ async fn a_target_that_dies_fails_with_its_exit_code_and_stderr() {
 }
 
 #[tokio::test]
-async fn overwrite_activates_a_version_around_the_records_and_states_at_the_end() {
+async fn overwrite_activates_the_version_after_the_last_record_and_states_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let dest = sh_target(dir.path(), &[]);
     let mut w = dest.open(request(WriteMode::Overwrite)).await.unwrap();
@@ -283,30 +283,25 @@ async fn overwrite_activates_a_version_around_the_records_and_states_at_the_end(
     assert_eq!(w.checkpoint(2, &cp(2)).await.unwrap(), None);
     let c = w.finish().await.unwrap().unwrap();
     assert_eq!((c.seq, c.rows), (2, 2));
+    // A table Sluice never loaded (no `_schema.json`, as on every fresh
+    // checkout): still no ACTIVATE_VERSION before the records, or an SDK
+    // SQL target would empty the table before the new rows arrive.
     let input = lines(dir.path().join("input.jsonl"));
     let kinds: Vec<&str> = input.iter().map(|m| m["type"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        [
-            "SCHEMA",
-            "ACTIVATE_VERSION",
-            "RECORD",
-            "RECORD",
-            "ACTIVATE_VERSION",
-            "STATE"
-        ]
+        ["SCHEMA", "RECORD", "RECORD", "ACTIVATE_VERSION", "STATE"]
     );
-    let version = input[1]["version"].as_i64().unwrap();
+    let version = input[3]["version"].as_i64().unwrap();
     let now = chrono::Utc::now().timestamp();
     assert!(
         (now - 60..=now).contains(&version),
         "epoch seconds: {version}"
     );
+    assert_eq!(input[1]["version"], version);
     assert_eq!(input[2]["version"], version);
-    assert_eq!(input[4]["version"], version);
 
-    // Replacing a table the target already has: the old rows stay until the
-    // new version is complete, so no ACTIVATE_VERSION before the records.
+    // Replacing a table the target already has: the same.
     std::fs::remove_file(dir.path().join("input.jsonl")).unwrap();
     let mut w = dest.open(request(WriteMode::Overwrite)).await.unwrap();
     w.write(batch(&[3])).await.unwrap();
@@ -315,6 +310,38 @@ async fn overwrite_activates_a_version_around_the_records_and_states_at_the_end(
     let input = lines(dir.path().join("input.jsonl"));
     let kinds: Vec<&str> = input.iter().map(|m| m["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["SCHEMA", "RECORD", "ACTIVATE_VERSION", "STATE"]);
+}
+
+#[tokio::test]
+async fn overwrite_that_fails_half_way_sends_no_activate_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = sh_target(dir.path(), &[]);
+    let mut w = dest.open(request(WriteMode::Overwrite)).await.unwrap();
+    // More than the 1 MiB pipe buffer, so the target reads rows before the
+    // run fails.
+    let ids: Vec<i64> = (0..20_000).collect();
+    w.write(batch(&ids)).await.unwrap();
+    assert_eq!(w.checkpoint(1, &cp(1)).await.unwrap(), None);
+    w.abort().await;
+    let input = std::fs::read_to_string(dir.path().join("input.jsonl")).unwrap();
+    let kinds: Vec<&str> = input
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|m| {
+            if m["type"] == "RECORD" {
+                "RECORD"
+            } else {
+                "other"
+            }
+        })
+        .collect();
+    assert!(kinds.len() > 1000, "the target read rows: {}", kinds.len());
+    assert_eq!(kinds[0], "other", "the SCHEMA first");
+    assert!(
+        kinds[1..].iter().all(|k| *k == "RECORD"),
+        "nothing but records after the SCHEMA (no ACTIVATE_VERSION, no STATE): {:?}",
+        input.lines().skip(1).find(|l| !l.contains("\"RECORD\""))
+    );
 }
 
 #[tokio::test]

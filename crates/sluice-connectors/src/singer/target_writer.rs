@@ -80,12 +80,12 @@ pub(super) struct SingerWriter {
     records: RecordEncoder,
     quarantine_records: Option<RecordEncoder>,
     changes: Vec<SchemaChange>,
-    /// `Some(version)` when replacing (`overwrite`, `--full-refresh`).
+    /// `Some(version)` when replacing (`overwrite`, `--full-refresh`): the
+    /// records carry it, and one ACTIVATE_VERSION goes after the last of
+    /// them, never before the first: a target drops the older versions only
+    /// once the new rows are all there, so a run that fails half-way leaves
+    /// the old table whole.
     version: Option<i64>,
-    /// The target confirmed a load of this table before: replacing it
-    /// activates the new version only at the end, so the old rows stay
-    /// until the new ones are all there (singer-io taps do the same).
-    loaded_before: bool,
     /// In replace mode the STATE waits for the end: the last offered one.
     offered: Option<(u64, Checkpoint)>,
     sent_rows: u64,
@@ -108,7 +108,6 @@ impl SingerWriter {
     ) -> Result<Self> {
         let replace = req.mode == WriteMode::Overwrite || req.full_refresh;
         let known = read_schema(&schema_dir)?;
-        let loaded_before = known.is_some();
         let committed_schema = if req.full_refresh { None } else { known };
         let mut files = RunFiles::default();
         let config_file = files.write(&plugin.dir, &plugin.label, "config", config)?;
@@ -152,7 +151,6 @@ impl SingerWriter {
             quarantine_records: None,
             changes: Vec::new(),
             version,
-            loaded_before,
             offered: None,
             sent_rows: 0,
             sent_quarantined: 0,
@@ -235,15 +233,7 @@ impl SingerWriter {
             }
         };
         if self.schema.as_ref() != Some(&target) {
-            let first = self.schema.is_none();
             self.buf = schema_line(&self.stream, &target, &self.req.primary_key, &[]);
-            if first
-                && !self.loaded_before
-                && let Some(v) = self.version
-            {
-                self.buf
-                    .extend_from_slice(&activate_version_line(&self.stream, v));
-            }
             self.send(false).await?;
             self.schema = Some(target.clone());
         }

@@ -43,7 +43,14 @@ fn add(
         .filter(|(spec, _)| spec.name == name)
         .collect();
     let requirement = requirement_for(project, name, pip, &uses, reporter)?;
-    let done = plugins::ensure(&project.dir, name, &requirement, force, Some(reporter))?;
+    let done = plugins::ensure(
+        &project.dir,
+        name,
+        &requirement,
+        force,
+        Some(reporter),
+        &|t: &str| project.redact(t),
+    )?;
     let p = &done.plugin;
     if reporter.json() {
         let action = match done.how {
@@ -111,8 +118,9 @@ fn requirement_for(
         for (other, users) in &pips {
             if *other != pip {
                 reporter.warn(&format!(
-                    "{} in sluice.yml installs `{name}` with pip `{other}`; the next run will reinstall it from that",
-                    users.join(", ")
+                    "{} in sluice.yml installs `{name}` with pip `{}`; the next run will reinstall it from that",
+                    users.join(", "),
+                    project.redact(other)
                 ));
             }
         }
@@ -146,11 +154,18 @@ fn requirement_for(
         ));
     }
     let lock = Lock::read(&project.dir)?;
-    Ok(lock
-        .plugins
-        .get(name)
-        .map(|l| l.pip.clone())
-        .unwrap_or_else(|| name.to_string()))
+    match lock.plugins.get(name).map(|l| l.pip.clone()) {
+        Some(pip) if pip.contains("***") => Err(UserError::error(
+            format!(
+                "plugin `{name}`: {LOCK_FILE} has its pip requirement only with a secret hidden (`{pip}`), which cannot be installed"
+            ),
+            Some(format!(
+                "give the requirement: `sluice plugin add {name} --pip SPEC`, or a `pip:` in sluice.yml (with `${{VAR}}` for the secret)"
+            )),
+        )),
+        Some(pip) => Ok(pip),
+        None => Ok(name.to_string()),
+    }
 }
 
 fn remove(project: &Project, name: &str, reporter: &Reporter) -> Result<ExitCode> {
@@ -252,8 +267,10 @@ fn list(project: &Project, reporter: &Reporter) -> Result<ExitCode> {
             spec => {
                 let locked = lock.plugins.get(&name);
                 let record = read_record(dir, &name);
+                // Locked and recorded redacted: compared and shown so.
                 let wanted = spec
                     .and_then(|s| s.pip)
+                    .map(|p| project.redact(&p))
                     .or_else(|| locked.map(|l| l.pip.clone()))
                     .or_else(|| record.as_ref().map(|r| r.pip.clone()));
                 pip_row(dir, name, wanted, locked, record, used_by)

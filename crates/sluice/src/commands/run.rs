@@ -67,14 +67,20 @@ pub async fn run(
     let run_id = uuid::Uuid::now_v7().to_string();
     store.start_run(&run_id, command)?;
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let ctrl_c_reporter = reporter.clone();
-    let ctrl_c = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            ctrl_c_reporter
-                .warn("stopping: nothing half-written will be committed (Ctrl-C again to force)");
+    let signal_reporter = reporter.clone();
+    // Registered now, before any plugin starts: a SIGTERM from then on
+    // cancels the run instead of killing Sluice on the spot.
+    let mut stop = StopSignals::new();
+    let signals = tokio::spawn(async move {
+        if let Some(first) = stop.next().await {
+            signal_reporter.warn(&format!(
+                "stopping ({}): nothing half-written will be committed ({} again to force)",
+                first.name(),
+                first.name()
+            ));
             let _ = cancel_tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
+            if let Some(second) = stop.next().await {
+                std::process::exit(second.exit_code());
             }
         }
     });
@@ -95,11 +101,13 @@ pub async fn run(
     let mut together: HashMap<String, usize> = HashMap::new();
     for (i, job) in jobs.into_iter().enumerate() {
         if job.source.reads_together() {
-            let key = format!("{}@{}", job.spec.source, job.destination.kind());
-            match together.get(&key) {
+            // By source only: one tap process serves all of its streams,
+            // whatever destination each goes to (`run_together` opens each
+            // stream's own); two units would run the tap twice at once.
+            match together.get(&job.spec.source) {
                 Some(&u) => units[u].push((i, job)),
                 None => {
-                    together.insert(key, units.len());
+                    together.insert(job.spec.source.clone(), units.len());
                     units.push(vec![(i, job)]);
                 }
             }
@@ -129,7 +137,7 @@ pub async fn run(
         .await;
     outcomes.sort_by_key(|(i, _)| *i);
     let outcomes: Vec<StreamOutcome> = outcomes.into_iter().map(|(_, o)| o).collect();
-    ctrl_c.abort();
+    signals.abort();
 
     let status = if outcomes.iter().any(|o| o.status == RunStatus::Cancelled) {
         RunStatus::Cancelled
@@ -161,6 +169,72 @@ pub async fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A request to stop the run.
+#[derive(Debug, Clone, Copy)]
+enum StopSignal {
+    /// Ctrl-C (SIGINT).
+    Interrupt,
+    /// SIGTERM, as orchestrators and service managers send it.
+    Terminate,
+}
+
+impl StopSignal {
+    fn name(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "Ctrl-C",
+            StopSignal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The exit code when a second signal forces the exit (128 + signal).
+    fn exit_code(self) -> i32 {
+        match self {
+            StopSignal::Interrupt => 130,
+            StopSignal::Terminate => 143,
+        }
+    }
+}
+
+/// Ctrl-C and, on Unix, SIGTERM. Both cancel the run gracefully (plugins
+/// stopped, their config files removed, nothing half-written committed).
+struct StopSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn new() -> StopSignals {
+        StopSignals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| tracing::debug!("cannot handle SIGTERM: {e}"))
+                .ok(),
+        }
+    }
+
+    /// The next stop signal; `None` once none can come any more.
+    async fn next(&mut self) -> Option<StopSignal> {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        let term = async {
+            match self.term.as_mut() {
+                Some(term) => term.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<Option<()>>();
+        tokio::select! {
+            () = ctrl_c => Some(StopSignal::Interrupt),
+            t = term => t.map(|()| StopSignal::Terminate),
+        }
+    }
 }
 
 /// The summary table, then per-stream notes (errors, quarantine, schema changes).

@@ -10,6 +10,13 @@
 //! the plugin needs. All of pip's output goes to
 //! `.sluice/logs/plugin-install-<name>.log`; a failure quotes its last lines
 //! and leaves no venv behind.
+//!
+//! The project's secrets never reach the log, the freeze or the record: the
+//! requirement, every line of pip's output and every frozen line go
+//! through the redactor (`***` for a secret). A frozen line with `***` in it
+//! cannot be installed as it is; installing from the lock then gives pip
+//! the real requirement in its place (re-resolved, the other packages
+//! pinned).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -29,33 +36,45 @@ pub enum InstallFrom<'a> {
     /// Resolve this pip requirement now (and lock the result).
     Requirement(&'a str),
     /// Reproduce a locked set of packages.
-    Lock(&'a LockedPlugin),
+    Lock {
+        /// The lock entry.
+        locked: &'a LockedPlugin,
+        /// The requirement as `sluice.yml` has it, secrets included: what
+        /// pip gets for the frozen lines that were redacted.
+        requirement: &'a str,
+    },
 }
 
 impl InstallFrom<'_> {
     fn requirement(&self) -> &str {
         match self {
             InstallFrom::Requirement(r) => r,
-            InstallFrom::Lock(l) => &l.pip,
+            InstallFrom::Lock { requirement, .. } => requirement,
         }
     }
 }
+
+/// What [`LoadedProject::redact`](sluice_core::config::LoadedProject::redact)
+/// puts in place of a secret.
+const REDACTED: &str = "***";
 
 /// Lines of pip's output an error quotes.
 const TAIL_LINES: usize = 12;
 
 /// Build `.sluice/plugins/<name>/venv` from scratch and record what it
 /// holds in `installed.json`. Any earlier venv of the plugin is removed
-/// first; on failure nothing of the plugin is left.
+/// first; on failure nothing of the plugin is left. `redact` hides secrets
+/// in everything logged, shown or recorded.
 pub fn install(
     project_dir: &Path,
     name: &str,
     from: InstallFrom<'_>,
     spinner: &Spinner,
+    redact: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<LockedPlugin> {
     let dir = plugin_dir(project_dir, name);
     remove_dir(&dir)?;
-    let result = build(project_dir, name, from, spinner);
+    let result = build(project_dir, name, from, spinner, redact);
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -67,7 +86,9 @@ fn build(
     name: &str,
     from: InstallFrom<'_>,
     spinner: &Spinner,
+    redact: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<LockedPlugin> {
+    let shown_req = redact(from.requirement());
     let dir = plugin_dir(project_dir, name);
     let venv = venv_dir(project_dir, name);
     std::fs::create_dir_all(&dir).with_context(|| format!("Cannot create `{}`", dir.display()))?;
@@ -80,11 +101,11 @@ fn build(
         .with_context(|| format!("Cannot write `{}`", log_path.display()))?;
     let shown_log = log_path.strip_prefix(project_dir).unwrap_or(&log_path);
     let hint = match from {
-        InstallFrom::Requirement(req) => format!(
-            "check the pip requirement `{req}` (name, version, extras) and that PyPI is reachable; pip's whole output is in {}",
+        InstallFrom::Requirement(_) => format!(
+            "check the pip requirement `{shown_req}` (name, version, extras) and that PyPI is reachable; pip's whole output is in {}",
             shown_log.display()
         ),
-        InstallFrom::Lock(locked) => format!(
+        InstallFrom::Lock { locked, .. } => format!(
             "the packages {LOCK_FILE} pins for `{name}` do not install here; `sluice plugin add {name} --force` resolves `{}` again and re-locks (pip's whole output is in {})",
             locked.pip,
             shown_log.display()
@@ -96,6 +117,7 @@ fn build(
         log: &log,
         log_path: &log_path,
         project_dir,
+        redact,
     };
 
     let python = super::python();
@@ -119,16 +141,34 @@ fn build(
     let what = match from {
         InstallFrom::Requirement(req) => {
             cmd.arg("--report").arg(&report).arg(req);
-            format!("pip install {req}")
+            format!("pip install {shown_req}")
         }
-        InstallFrom::Lock(locked) => {
+        InstallFrom::Lock {
+            locked,
+            requirement,
+        } => {
+            // Lines that held a secret were locked redacted and cannot be
+            // installed as they are: pip gets the requirement instead.
+            let (redacted, pinned): (Vec<&String>, Vec<&String>) = locked
+                .requirements
+                .iter()
+                .partition(|l| l.contains(REDACTED));
             let frozen = dir.join("requirements.txt");
-            let mut text = locked.requirements.join("\n");
+            let mut text = pinned
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
             text.push('\n');
             write_atomic(&frozen, text.as_bytes())?;
             cmd.arg("-r").arg(&frozen);
             let shown = frozen.strip_prefix(project_dir).unwrap_or(&frozen);
-            format!("pip install -r {}", shown.display())
+            if redacted.is_empty() {
+                format!("pip install -r {}", shown.display())
+            } else {
+                cmd.arg(requirement);
+                format!("pip install -r {} {shown_req}", shown.display())
+            }
         }
     };
     spinner.status(&what);
@@ -160,7 +200,7 @@ fn build(
             .ok_or_else(|| {
                 UserError::error(
                     format!(
-                        "plugin `{name}`: cannot tell which distribution `pip install {req}` installed"
+                        "plugin `{name}`: cannot tell which distribution `pip install {shown_req}` installed"
                     ),
                     Some(format!(
                         "pip 22.2 or newer writes an install report; see {}",
@@ -168,18 +208,18 @@ fn build(
                     )),
                 )
             })?,
-        InstallFrom::Lock(locked) => locked.distribution.clone(),
+        InstallFrom::Lock { locked, .. } => locked.distribution.clone(),
     };
     let _ = std::fs::remove_file(&report);
     let version = frozen_version(&requirements, &distribution).unwrap_or_else(|| "?".into());
 
     let exe = venv_exe(project_dir, name);
     if !exe.is_file() {
-        return Err(wrong_name(name, from.requirement(), &venv));
+        return Err(wrong_name(name, &shown_req, &venv));
     }
     let installed = match from {
-        InstallFrom::Requirement(req) => LockedPlugin {
-            pip: req.to_string(),
+        InstallFrom::Requirement(_) => LockedPlugin {
+            pip: shown_req.clone(),
             distribution,
             version,
             python: venv_python_version(&venv),
@@ -188,7 +228,7 @@ fn build(
         // The venv is built from this lock entry: record the entry itself, so
         // that it counts as matching the lock even where pip had to add or
         // could not keep a package (another Python, another platform).
-        InstallFrom::Lock(locked) => {
+        InstallFrom::Lock { locked, .. } => {
             warn_on_drift(name, &locked.requirements, &requirements);
             locked.clone()
         }
@@ -206,26 +246,25 @@ struct Step<'a> {
     log: &'a File,
     log_path: &'a Path,
     project_dir: &'a Path,
+    /// Hides secrets in what is logged and passed on.
+    redact: &'a (dyn Fn(&str) -> String + Sync),
 }
 
 impl Step<'_> {
-    /// Run `cmd`: stdout line by line to the log and `on_line`, stderr to
-    /// the log. A failure quotes the log's last lines.
+    /// Run `cmd` (`what`, already redacted, names it): stdout line by line
+    /// to the log and `on_line`, stderr to the log, every line redacted. A
+    /// failure quotes the log's last lines.
     fn run(&self, cmd: &mut Command, what: &str, on_line: &mut dyn FnMut(&str)) -> Result<()> {
         let mut log = self.log;
         let start = log.stream_position().unwrap_or(0);
         let _ = writeln!(log, "$ {what}");
-        let stderr = self
-            .log
-            .try_clone()
-            .with_context(|| format!("Cannot write `{}`", self.log_path.display()))?;
         let mut child = cmd
             .current_dir(self.project_dir)
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
                 UserError::error(
@@ -236,13 +275,24 @@ impl Step<'_> {
                     ),
                 )
             })?;
-        if let Some(out) = child.stdout.take() {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let _ = writeln!(log, "{line}");
-                on_line(&line);
+        let stderr = child.stderr.take();
+        std::thread::scope(|scope| {
+            if let Some(err) = stderr {
+                scope.spawn(move || {
+                    let mut log = self.log;
+                    for_each_line(err, &mut |line| {
+                        let _ = writeln!(log, "{}", (self.redact)(line));
+                    });
+                });
             }
-        }
+            if let Some(out) = child.stdout.take() {
+                for_each_line(out, &mut |line| {
+                    let line = (self.redact)(line);
+                    let _ = writeln!(log, "{line}");
+                    on_line(&line);
+                });
+            }
+        });
         let status = child
             .wait()
             .with_context(|| format!("`{what}` did not finish"))?;
@@ -280,6 +330,22 @@ impl Step<'_> {
             .map(str::to_string)
             .collect();
         lines[lines.len().saturating_sub(TAIL_LINES)..].to_vec()
+    }
+}
+
+/// Call `f` with each line of `input` (lossy UTF-8, without the line end),
+/// to its end.
+fn for_each_line(input: impl Read, f: &mut dyn FnMut(&str)) {
+    let mut reader = BufReader::new(input);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        f(line.trim_end_matches(['\n', '\r']));
     }
 }
 

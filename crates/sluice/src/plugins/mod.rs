@@ -18,6 +18,15 @@
 //!
 //! Installs take `.sluice/plugins/.lock`, so two processes never build the
 //! same venv or write the lock file at once.
+//!
+//! A `pip:` may hold a secret (`git+https://${GH_TOKEN}@github.com/…`,
+//! interpolated before it gets here). `sluice.lock` is committed, so the
+//! requirement is stored and compared redacted (`***` for each value from
+//! the environment or `.env`), and so are the frozen lines, `installed.json`,
+//! the install log and what is printed. A frozen line that held a secret
+//! cannot be installed from the lock alone: an install from the lock takes
+//! that package from the `pip:` requirement again, every other package as
+//! pinned ([`install`]).
 
 pub mod install;
 pub mod lock;
@@ -107,6 +116,7 @@ pub fn executable(project: &Project, spec: &PluginSpec) -> Result<PathBuf> {
         &requirement,
         false,
         REPORTER.get(),
+        &|t: &str| project.redact(t),
     )?
     .exe)
 }
@@ -139,19 +149,23 @@ pub struct Ensured {
 /// lock it when it is not: reuse a matching venv, reproduce the lock's
 /// frozen set when the lock has this requirement, else resolve the
 /// requirement and (re-)lock. `force` resolves and re-locks in any case.
+/// `redact` hides the project's secrets: the requirement is locked,
+/// compared, logged and shown as `redact` makes it.
 pub fn ensure(
     project_dir: &Path,
     name: &str,
     requirement: &str,
     force: bool,
     reporter: Option<&Reporter>,
+    redact: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<Ensured> {
-    if !force && let Some(done) = present(project_dir, name, requirement)? {
+    let shown = redact(requirement);
+    if !force && let Some(done) = present(project_dir, name, &shown)? {
         return Ok(done);
     }
     let _guard = install_lock(project_dir)?;
     // Another process may have installed it while this one waited.
-    if !force && let Some(done) = present(project_dir, name, requirement)? {
+    if !force && let Some(done) = present(project_dir, name, &shown)? {
         return Ok(done);
     }
     let mut lock = Lock::read(project_dir)?;
@@ -159,11 +173,20 @@ pub fn ensure(
     let locked = lock
         .plugins
         .get(name)
-        .filter(|l| l.pip == requirement && !force)
+        .filter(|l| l.pip == shown && !force)
         .cloned();
     if let Some(locked) = locked {
-        let plugin = with_spinner(reporter, name, requirement, |spinner| {
-            install::install(project_dir, name, InstallFrom::Lock(&locked), spinner)
+        let plugin = with_spinner(reporter, name, &shown, |spinner| {
+            install::install(
+                project_dir,
+                name,
+                InstallFrom::Lock {
+                    locked: &locked,
+                    requirement,
+                },
+                spinner,
+                redact,
+            )
         })?;
         return Ok(Ensured {
             exe,
@@ -171,16 +194,17 @@ pub fn ensure(
             how: How::FromLock,
         });
     }
-    let record = read_record(project_dir, name).filter(|r| r.pip == requirement && !force);
+    let record = read_record(project_dir, name).filter(|r| r.pip == shown && !force);
     let (plugin, how) = match record {
         Some(record) if exe.is_file() => (record, How::Locked),
         _ => {
-            let plugin = with_spinner(reporter, name, requirement, |spinner| {
+            let plugin = with_spinner(reporter, name, &shown, |spinner| {
                 install::install(
                     project_dir,
                     name,
                     InstallFrom::Requirement(requirement),
                     spinner,
+                    redact,
                 )
             })?;
             (plugin, How::Resolved)
@@ -192,7 +216,7 @@ pub fn ensure(
 }
 
 /// The plugin, when its venv is there and matches its lock entry for
-/// `requirement`.
+/// `requirement` (redacted).
 fn present(project_dir: &Path, name: &str, requirement: &str) -> Result<Option<Ensured>> {
     let exe = venv_exe(project_dir, name);
     if !exe.is_file() {
@@ -214,7 +238,7 @@ fn present(project_dir: &Path, name: &str, requirement: &str) -> Result<Option<E
 }
 
 /// Run an install under the one `installing plugin NAME (SPEC)…` line and a
-/// spinner.
+/// spinner; `requirement` is shown as it is (redacted by the caller).
 fn with_spinner<T>(
     reporter: Option<&Reporter>,
     name: &str,

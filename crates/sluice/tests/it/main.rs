@@ -19,6 +19,7 @@ mod quickstart;
 mod s3;
 mod schema;
 mod singer_cli;
+mod singer_run;
 mod singer_tap;
 mod singer_target;
 mod sql_state;

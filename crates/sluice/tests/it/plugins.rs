@@ -306,3 +306,138 @@ sources:
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("installing plugin"), "{stderr}");
 }
+
+/// Writes a wheel of `tap-secret` 0.1 (one console script, no dependencies)
+/// to `path`, so pip installs it without any index.
+const MAKE_WHEEL: &str = r#"
+import base64, hashlib, sys, zipfile
+files = {
+    "tap_secret/__init__.py": "def main():\n    print('tap-secret')\n",
+    "tap_secret-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: tap-secret\nVersion: 0.1\n",
+    "tap_secret-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: sluice-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    "tap_secret-0.1.dist-info/entry_points.txt": "[console_scripts]\ntap-secret = tap_secret:main\n",
+}
+record = []
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for name, text in files.items():
+        data = text.encode()
+        z.writestr(name, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append("tap_secret-0.1.dist-info/RECORD,,")
+    z.writestr("tap_secret-0.1.dist-info/RECORD", "\n".join(record) + "\n")
+"#;
+
+#[test]
+fn a_secret_in_pip_stays_out_of_the_lock_the_log_and_the_output() {
+    const SECRET: &str = "s3cr3t-t0ken-4711";
+    let p = Project::new(
+        "\
+sources:
+  secret:
+    type: singer
+    plugin: tap-secret
+    pip: ./wheels-${WHEEL_TOKEN}/tap_secret-0.1-py3-none-any.whl
+",
+    );
+    p.write(".env", format!("WHEEL_TOKEN={SECRET}\n"));
+    let wheels = p.path().join(format!("wheels-{SECRET}"));
+    std::fs::create_dir_all(&wheels).unwrap();
+    let made = Command::new("python3")
+        .arg("-c")
+        .arg(MAKE_WHEEL)
+        .arg(wheels.join("tap_secret-0.1-py3-none-any.whl"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let secret_free = |what: &str, text: &str| {
+        assert!(!text.contains(SECRET), "the secret is in {what}:\n{text}");
+    };
+    let read = |rel: &str| std::fs::read_to_string(p.path().join(rel)).unwrap();
+
+    let out = p.run(&["plugin", "add", "tap-secret"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    secret_free("the output", &format!("{stdout}\n{stderr}"));
+    assert!(
+        stderr.contains(
+            "installing plugin tap-secret (./wheels-***/tap_secret-0.1-py3-none-any.whl)…"
+        ),
+        "{stderr}"
+    );
+    runs_as(
+        &p.path()
+            .join(".sluice/plugins/tap-secret/venv/bin/tap-secret"),
+    );
+    let lock_text = read("sluice.lock");
+    secret_free("sluice.lock", &lock_text);
+    secret_free(
+        "installed.json",
+        &read(".sluice/plugins/tap-secret/installed.json"),
+    );
+    let log = read(".sluice/logs/plugin-install-tap-secret.log");
+    secret_free("the install log", &log);
+    assert!(log.contains("wheels-***"), "{log}");
+    let entry = &lock(&p)["plugins"]["tap-secret"];
+    assert_eq!(entry["pip"], "./wheels-***/tap_secret-0.1-py3-none-any.whl");
+    assert_eq!(entry["distribution"], "tap-secret");
+    // pip freezes the wheel by its URL, the secret included: redacted.
+    let frozen: Vec<&str> = entry["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        frozen
+            .iter()
+            .any(|r| r.starts_with("tap-secret @ file://") && r.contains("wheels-***")),
+        "{frozen:?}"
+    );
+
+    // The redacted requirement matches the lock: nothing to do.
+    let out = p.ok(&["plugin", "add", "tap-secret"]);
+    assert!(
+        out.contains("is installed and matches sluice.lock"),
+        "{out}"
+    );
+    let list = p.ok(&["plugin", "list"]);
+    secret_free("plugin list", &list);
+    assert!(!list.contains("outdated"), "{list}");
+
+    // Another machine: no venv. The redacted frozen line cannot be
+    // installed as it is; pip gets the `pip:` requirement in its place.
+    std::fs::remove_dir_all(p.path().join(".sluice/plugins")).unwrap();
+    let out = p.run(&["plugin", "add", "tap-secret"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("from sluice.lock"), "{stdout}");
+    secret_free("the output", &format!("{stdout}\n{stderr}"));
+    runs_as(
+        &p.path()
+            .join(".sluice/plugins/tap-secret/venv/bin/tap-secret"),
+    );
+    assert_eq!(read("sluice.lock"), lock_text, "the lock did not change");
+    let log = read(".sluice/logs/plugin-install-tap-secret.log");
+    secret_free("the install log", &log);
+    assert!(
+        log.contains("pip install -r .sluice/plugins/tap-secret/requirements.txt ./wheels-***/"),
+        "{log}"
+    );
+    secret_free(
+        "requirements.txt",
+        &read(".sluice/plugins/tap-secret/requirements.txt"),
+    );
+}
+
+fn runs_as(exe: &Path) {
+    let out = Command::new(exe).output().unwrap();
+    assert!(out.status.success(), "{}", exe.display());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tap-secret");
+}
