@@ -86,11 +86,14 @@ printf '{"filesystem": "local", "path": "%s", "read_mode": "merge", "stream_name
 printf '{"destination_path": "%s/jsonl", "do_timestamp_file": false}\n' "$W" > "$W/target-jsonl.json"
 printf '{"type": "lake", "url": "%s/target-lake"}\n' "$W" > "$W/target-lake.json"
 
-project() { # DIR
+project() { # DIR WRITE_MODE
   rm -rf "$1"; mkdir -p "$1"
-  printf 'sources:\n  csvtap:\n    type: singer\n    plugin: tap-csv-folder\n    executable: %s\n    config: {filesystem: local, path: "%s", read_mode: merge, stream_name: orders}\n' \
-    "$TAP" "$FOLDER" > "$1/sluice.yml"
+  printf 'sources:\n  csvtap:\n    type: singer\n    plugin: tap-csv-folder\n    executable: %s\n    config: {filesystem: local, path: "%s", read_mode: merge, stream_name: orders}\n    write_mode: %s\n' \
+    "$TAP" "$FOLDER" "$2" > "$1/sluice.yml"
 }
+# The target runs write here; a sluice.yml pointing at their lake lets the
+# row counts be read back.
+printf 'lake:\n  url: target-lake\n' > "$W/sluice.yml"
 
 # ---------------------------------------------------------------- runs
 printf 'tool\ttask\trep\trows\trows_out\trc\twall_s\tuser_s\tsys_s\tmax_rss_mb\tlog\n' > "$RESULTS"
@@ -128,10 +131,12 @@ say "== $("$SLUICE" --version); $ROWS tap rows, $MSGS recorded messages; $REPS r
 for rep in $(seq 1 "$REPS"); do
   run_one singer "tap-csv-folder > /dev/null" "$rep" "$ROWS" - -- \
     sh -c '"$1" --config "$2" > /dev/null' _ "$TAP" "$W/tap.json"
-  P="$OUT/sluice-singer"; project "$P"
-  "$SLUICE" --project-dir "$P" -q discover csvtap > /dev/null   # discovery cached, as on every later run
-  run_one sluice "tap-csv-folder -> lake (sluice run)" "$rep" "$ROWS" "count_lake $P csvtap.orders" -- \
-    "$SLUICE" --project-dir "$P" --json --no-progress run
+  for mode in append merge; do
+    P="$OUT/sluice-singer-$mode"; project "$P" "$mode"
+    "$SLUICE" --project-dir "$P" -q discover csvtap > /dev/null   # discovery cached, as on every later run
+    run_one sluice "tap-csv-folder -> lake ($mode)" "$rep" "$ROWS" "count_lake $P csvtap.orders" -- \
+      "$SLUICE" --project-dir "$P" --json --no-progress run
+  done
   rm -rf "$W/jsonl"; mkdir -p "$W/jsonl"
   run_one singer "tap-csv-folder | target-jsonl" "$rep" "$ROWS" "count_lines $W/jsonl" -- \
     bash -o pipefail -c '"$1" --config "$2" | "$3" --config "$4" > /dev/null' _ "$TAP" "$W/tap.json" "$TARGET_JSONL" "$W/target-jsonl.json"

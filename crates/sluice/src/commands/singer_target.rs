@@ -198,6 +198,11 @@ impl TargetRun {
                         if tx.blocking_send(Ok(chunk)).is_err() {
                             break;
                         }
+                        // Writers flush per message: after a short read let
+                        // the pipe fill instead of waking for each one.
+                        if n < 64 * 1024 {
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                        }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => {

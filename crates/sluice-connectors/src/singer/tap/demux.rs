@@ -8,7 +8,6 @@ use sluice_core::config::OnError;
 use sluice_core::connector::{
     Checkpoint, ConnectorError, Message, Progress, RecordLocation, Result,
 };
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::singer::decode::RecordBuffer;
@@ -178,6 +177,47 @@ const CHECKPOINT_ROWS: u64 = 50_000;
 /// See [`CHECKPOINT_ROWS`].
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A read shorter than this waits [`COALESCE_WAIT`] before the next one.
+const COALESCE_BELOW: usize = 64 * 1024;
+/// See [`COALESCE_BELOW`].
+const COALESCE_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The tap's stdout, read on a blocking thread in chunks.
+///
+/// Taps flush after every message. Read through the async reactor, every
+/// write would wake it (edge-triggered epoll fires per pipe write: measured
+/// 190k wakeups and +2 s of CPU per 200k records); a blocking read that
+/// waits a moment after a short read lets the pipe fill instead.
+fn read_in_thread(
+    stdout: tokio::process::ChildStdout,
+) -> std::io::Result<mpsc::Receiver<std::io::Result<Vec<u8>>>> {
+    let mut file = std::fs::File::from(stdout.into_owned_fd()?);
+    let (tx, rx) = mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut chunk = vec![0u8; 1 << 20];
+            match std::io::Read::read(&mut file, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if tx.blocking_send(Ok(chunk)).is_err() {
+                        break;
+                    }
+                    if n < COALESCE_BELOW {
+                        std::thread::sleep(COALESCE_WAIT);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
 /// A protocol error: every stream fails with it.
 pub(super) struct Fatal(ConnectorError);
 
@@ -202,27 +242,32 @@ impl Demux {
     }
 
     async fn pump(&mut self, running: &mut Running) -> Result<(), Fatal> {
-        let Some(mut stdout) = running.stdout.take() else {
+        let Some(stdout) = running.stdout.take() else {
             return Err(Fatal(ConnectorError::Internal("no stdout".into())));
         };
+        let mut chunks = read_in_thread(stdout).map_err(|e| {
+            Fatal(ConnectorError::external(
+                format!("cannot read the output of {}", self.label),
+                e,
+            ))
+        })?;
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-        let mut chunk = vec![0u8; 1 << 20];
         let mut line_no = 0u64;
         loop {
             if !self.routes.values().any(Route::alive) {
                 // Every reader is gone (failed or cancelled): stop the tap.
                 return Err(Fatal(ConnectorError::Cancelled));
             }
-            let n = stdout.read(&mut chunk).await.map_err(|e| {
+            let Some(chunk) = chunks.recv().await else {
+                break;
+            };
+            let chunk = chunk.map_err(|e| {
                 Fatal(ConnectorError::external(
                     format!("cannot read the output of {}", self.label),
                     e,
                 ))
             })?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
+            buf.extend_from_slice(&chunk);
             let mut start = 0;
             while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
                 let end = start + nl;
