@@ -3,7 +3,8 @@
 # against the same tap writing to /dev/null (the floor: the tap alone) and
 # piped into target-jsonl (the usual Singer pipe). Then Sluice's own message
 # reader: a recorded stream of RECORD messages piped into
-# `sluice singer target lake`, against `cat` of the same file.
+# `sluice singer target lake`, against `cat` of the same file. And Sluice as
+# a tap: `sluice singer tap` of the same CSV, alone and into target-jsonl.
 #
 #   bench/singer.sh                           # 200k tap rows, 1M messages, 3 reps
 #   ROWS=20000 MSGS=200000 REPS=1 bench/singer.sh   # quick
@@ -85,6 +86,7 @@ W="$OUT/singer"; rm -rf "$W"; mkdir -p "$W"
 printf '{"filesystem": "local", "path": "%s", "read_mode": "merge", "stream_name": "orders"}\n' "$FOLDER" > "$W/tap.json"
 printf '{"destination_path": "%s/jsonl", "do_timestamp_file": false}\n' "$W" > "$W/target-jsonl.json"
 printf '{"type": "lake", "url": "%s/target-lake"}\n' "$W" > "$W/target-lake.json"
+printf '{"type": "files", "path": "%s", "stream": "orders"}\n' "$CSV" > "$W/files-tap.json"
 
 project() { # DIR WRITE_MODE
   rm -rf "$1"; mkdir -p "$1"
@@ -143,6 +145,11 @@ for rep in $(seq 1 "$REPS"); do
   rm -rf "$W/target-lake"
   run_one sluice "tap-csv-folder | sluice singer target" "$rep" "$ROWS" "count_lake $W singer.orders" -- \
     bash -o pipefail -c 'cd "$5" && "$1" --config "$2" | "$3" -q singer target lake --config "$4" > /dev/null' _ "$TAP" "$W/tap.json" "$SLUICE" "$W/target-lake.json" "$W"
+  run_one sluice "sluice singer tap (CSV) > /dev/null" "$rep" "$ROWS" - -- \
+    sh -c '"$1" singer tap files --config "$2" > /dev/null' _ "$SLUICE" "$W/files-tap.json"
+  rm -rf "$W/jsonl"; mkdir -p "$W/jsonl"
+  run_one singer "sluice singer tap (CSV) | target-jsonl" "$rep" "$ROWS" "count_lines $W/jsonl" -- \
+    bash -o pipefail -c '"$1" singer tap files --config "$2" | "$3" --config "$4" > /dev/null' _ "$SLUICE" "$W/files-tap.json" "$TARGET_JSONL" "$W/target-jsonl.json"
   run_one floor "cat $MSGS messages > /dev/null" "$rep" "$MSGS" - -- \
     sh -c 'cat "$1" > /dev/null' _ "$MSG_FILE"
   rm -rf "$W/target-lake"
@@ -175,7 +182,7 @@ for (tool, task), m in med.items():
         print(f"| {tool} | {task} | | FAILED | | | | |")
         continue
     n = int(m["rows"])
-    ratio = f"{m['wall_s'] / floor['wall_s']:.2f}" if floor and "tap-csv-folder" in task else ""
+    ratio = f"{m['wall_s'] / floor['wall_s']:.2f}" if floor and int(m["rows"]) == int(floor["rows"]) else ""
     print(f"| {tool} | {task} | {n:,} | {n / m['wall_s']:,.0f} | {m['wall_s']:.2f} | {m['user_s'] + m['sys_s']:.2f} | {m['max_rss_mb']:.0f} | {ratio} |")
 print(f"\nraw runs: {path}")
 EOF
