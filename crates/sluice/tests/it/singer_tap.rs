@@ -626,3 +626,15 @@ fn a_parquet_batch_value_that_does_not_fit_fails_instead_of_becoming_null() {
     assert!(err.contains("bad.parquet"), "{err}");
     assert!(err.contains("column `id`"), "{err}");
 }
+
+#[test]
+fn a_streams_entry_that_names_no_stream_is_an_error_with_a_suggestion() {
+    let p = fake_project("    streams:\n      order: {write_mode: append}\n");
+    messages(&p, &[schema_line("orders"), order(1, 1), state(1)]);
+    let err = p.fails(&["run"], 2);
+    assert!(
+        err.contains("`streams.order` names no stream of the tap"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `orders`?"), "{err}");
+}

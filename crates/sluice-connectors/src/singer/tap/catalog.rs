@@ -350,11 +350,7 @@ impl SingerTap {
 
     /// The options of a stream: `defaults:` < source < `streams.<name>`.
     pub(super) fn stream_options(&self, s: &CatalogStream) -> StreamOptions {
-        match self
-            .streams
-            .get(&s.name)
-            .or_else(|| self.streams.get(&s.tap_stream_id))
-        {
+        match self.streams.get(&s.name) {
             Some(o) => self.options.overlay(&o.stream_options()),
             None => self.options.clone(),
         }
@@ -370,10 +366,7 @@ impl SingerTap {
     }
 
     pub(super) fn columns(&self, s: &CatalogStream) -> Option<Vec<String>> {
-        self.streams
-            .get(&s.name)
-            .or_else(|| self.streams.get(&s.tap_stream_id))
-            .and_then(|o| o.columns.clone())
+        self.streams.get(&s.name).and_then(|o| o.columns.clone())
     }
 
     /// The catalog handed to the tap: the requested streams selected, with

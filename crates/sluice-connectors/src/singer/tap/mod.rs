@@ -90,6 +90,27 @@ impl Source for SingerTap {
 
     async fn discover(&self) -> Result<Vec<StreamInfo>> {
         let catalog = self.catalog().await?;
+        // `streams.<name>` keys must name streams of the tap (by their Sluice
+        // name), or their settings would silently not apply.
+        if let Some(unknown) = self
+            .streams
+            .keys()
+            .find(|k| !catalog.streams.iter().any(|s| &s.name == *k))
+        {
+            let names: Vec<&str> = catalog.streams.iter().map(|s| s.name.as_str()).collect();
+            let hint =
+                match sluice_core::config::suggest::did_you_mean(unknown, names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("the tap's streams: {}", names.join(", ")),
+                };
+            return Err(ConnectorError::config(
+                format!(
+                    "source `{}`: `streams.{unknown}` names no stream of the tap (streams are named after their tap_stream_id as an identifier, e.g. `public-orders` → `public_orders`)",
+                    self.name
+                ),
+                Some(hint),
+            ));
+        }
         let mut out = Vec::new();
         for s in catalog.streams.iter().filter(|s| self.selected(s)) {
             let mut details = vec![("tap stream".to_string(), s.tap_stream_id.clone())];
