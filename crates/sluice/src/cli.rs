@@ -105,6 +105,9 @@ pub struct SingerTargetArgs {
     /// instead of failing the run.
     #[arg(long)]
     pub quarantine: bool,
+    /// Print what this target is (name, capabilities, settings) as JSON.
+    #[arg(long)]
+    pub about: bool,
 }
 
 /// `sluice singer tap`: the Singer tap command-line contract.

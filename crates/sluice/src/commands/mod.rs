@@ -66,6 +66,10 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Connectors => debug::connectors(reporter),
         Command::Singer(args) => match args.command {
             SingerCommand::Tap(tap) => singer::tap(dir, &tap, reporter).await,
+            SingerCommand::Target(t) if t.about => {
+                singer_target::about();
+                Ok(ExitCode::SUCCESS)
+            }
             SingerCommand::Target(t) => {
                 let options = singer_target::TargetOptions {
                     destination: t.destination,

@@ -511,6 +511,30 @@ impl TargetRun {
     }
 }
 
+/// `sluice singer target --about`: the Singer `--about` JSON.
+pub fn about() {
+    let destination_keys = serde_json::json!({
+        "type": {"type": "string", "enum": ["lake", "postgres", "parquet", "csv", "jsonl", "singer"],
+                 "description": "the destination type (default: the DEST argument)"},
+        "url": {"type": "string", "description": "lake: folder or s3:// URL; postgres: connection URL"},
+        "options": {"type": "object", "description": "lake: object-store options"},
+        "schema": {"type": "string", "description": "postgres: the schema tables land in"},
+        "path": {"type": "string", "description": "parquet, csv, jsonl: the output folder"},
+        "compression": {"type": "string", "description": "parquet: snappy, zstd or none"}
+    });
+    let about = serde_json::json!({
+        "name": "sluice-target",
+        "description": "Sluice's destinations as a Singer target: Delta lake, PostgreSQL, Parquet/CSV/JSON Lines folders; STATE echoed once committed",
+        "version": env!("CARGO_PKG_VERSION"),
+        "capabilities": ["about", "batch"],
+        "settings": {"type": "object", "properties": destination_keys},
+    });
+    crate::outln!(
+        "{}",
+        serde_json::to_string_pretty(&about).unwrap_or_default()
+    );
+}
+
 fn emit_state(value: &Value) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, value)?;

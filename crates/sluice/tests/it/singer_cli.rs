@@ -208,3 +208,18 @@ fn quarantined_rows_of_a_second_target_run_are_kept() {
         "the second run's quarantined row is there too"
     );
 }
+
+#[test]
+fn target_about_is_singer_about_json() {
+    let p = Project::new("name: t\n");
+    let about: serde_json::Value =
+        serde_json::from_str(&p.ok(&["singer", "target", "--about"])).unwrap();
+    assert_eq!(about["name"], "sluice-target");
+    assert!(
+        about["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&"batch".into())
+    );
+    assert!(about["settings"]["properties"]["url"].is_object());
+}
