@@ -15,6 +15,14 @@ use crate::registry::build_source;
 /// Print a source's streams with their columns.
 pub async fn discover(dir: Option<&Path>, source: &str, reporter: &Reporter) -> Result<ExitCode> {
     let project = Project::load(dir)?;
+    // A Singer tap's catalog is cached between runs; `discover` asks the
+    // tap again, so new streams and columns show up.
+    if let Some(sluice_core::config::SourceConfig::Singer(tap)) =
+        project.config().sources.0.get(source)
+        && tap.catalog.is_none()
+    {
+        sluice_connectors::singer::tap::forget_cached_catalog(&project.dir, source);
+    }
     let src = build_source(&project, source)?;
     let streams = src.discover().await?;
     if reporter.json() {

@@ -638,3 +638,23 @@ fn a_streams_entry_that_names_no_stream_is_an_error_with_a_suggestion() {
     );
     assert!(err.contains("did you mean `orders`?"), "{err}");
 }
+
+#[test]
+fn the_catalog_is_cached_between_runs_and_discover_refreshes_it() {
+    let p = fake_project("");
+    messages(&p, &[schema_line("orders"), order(1, 1), state(1)]);
+    p.ok(&["run"]);
+    // The tap gains a stream: runs keep the cached catalog ...
+    let mut catalog: serde_json::Value = serde_json::from_str(&catalog()).unwrap();
+    let mut extra = catalog["streams"][1].clone();
+    extra["tap_stream_id"] = "teams".into();
+    extra["stream"] = "teams".into();
+    catalog["streams"].as_array_mut().unwrap().push(extra);
+    p.write("tap/catalog.json", catalog.to_string());
+    let runs = p.json(&["run"]);
+    assert_eq!(runs["streams"].as_array().unwrap().len(), 2, "{runs:#}");
+    // ... until `sluice discover` asks the tap again.
+    assert!(p.ok(&["discover", "fake"]).contains("fake.teams"));
+    let runs = p.json(&["run"]);
+    assert_eq!(runs["streams"].as_array().unwrap().len(), 3, "{runs:#}");
+}

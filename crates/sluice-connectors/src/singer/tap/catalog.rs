@@ -85,11 +85,7 @@ impl SingerTap {
     }
 
     pub(super) fn cache_dir(&self) -> PathBuf {
-        self.plugin
-            .dir
-            .join(".sluice")
-            .join("singer")
-            .join(&self.name)
+        cache_dir(&self.plugin.dir, &self.name)
     }
 
     pub(super) async fn catalog(&self) -> Result<Arc<Catalog>> {
@@ -501,6 +497,20 @@ fn find_or_add<'a>(
 }
 
 /// The JSON Schema `type` of a property, for `discover`.
+/// Where a tap source's discovered catalog and `--about` are kept.
+pub fn cache_dir(project_dir: &std::path::Path, source: &str) -> PathBuf {
+    project_dir.join(".sluice").join("singer").join(source)
+}
+
+/// Make the next use of `source` run the tap's discovery again (new streams,
+/// changed schemas): `sluice discover` does this.
+pub fn forget_cached_catalog(project_dir: &std::path::Path, source: &str) {
+    let dir = cache_dir(project_dir, source);
+    for key in ["catalog.key", "about.key"] {
+        let _ = std::fs::remove_file(dir.join(key));
+    }
+}
+
 pub(super) fn json_type_of(raw: &Value, index: usize, column: &str) -> String {
     let p = &raw["streams"][index]["schema"]["properties"][column];
     let ty = match &p["type"] {

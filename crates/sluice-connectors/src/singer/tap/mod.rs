@@ -66,6 +66,7 @@ mod catalog;
 mod demux;
 mod state;
 
+pub use catalog::forget_cached_catalog;
 use catalog::{Catalog, json_type_of};
 pub use demux::local_path;
 use demux::{Demux, Route};
