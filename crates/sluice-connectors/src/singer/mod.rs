@@ -20,6 +20,7 @@ pub use schema::{ColumnNote, SchemaError, StreamSchema, TextReason, stream_schem
 pub mod batch;
 pub mod decode;
 pub mod encode;
+pub mod lines;
 pub mod message;
 pub mod process;
 pub mod tap;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use sluice_connectors::singer::decode::RecordBuffer;
+use sluice_connectors::singer::lines::{Lines, read_in_thread};
 use sluice_connectors::singer::message::{SingerMessage, parse};
 use sluice_connectors::singer::stream_schema;
 use sluice_core::TableName;
@@ -185,54 +186,17 @@ fn located(line: u64, stream: Option<&str>, message: String) -> ConnectorError {
 
 impl TargetRun {
     async fn pump(&mut self) -> Result<()> {
-        // Stdin is read on a blocking thread, a chunk at a time.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
-        tokio::task::spawn_blocking(move || {
-            let mut stdin = std::io::stdin().lock();
-            loop {
-                let mut chunk = vec![0u8; 64 * 1024];
-                match std::io::Read::read(&mut stdin, &mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        chunk.truncate(n);
-                        if tx.blocking_send(Ok(chunk)).is_err() {
-                            break;
-                        }
-                        // Writers flush per message: after a short read let
-                        // the pipe fill instead of waking for each one.
-                        if n < 64 * 1024 {
-                            std::thread::sleep(std::time::Duration::from_millis(2));
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        break;
-                    }
-                }
+        // Stdin is read on a blocking thread that lets the pipe fill.
+        let mut chunks = read_in_thread(std::io::stdin());
+        let mut lines = Lines::default();
+        while let Some(chunk) = chunks.recv().await {
+            lines.extend(&chunk.context("cannot read stdin")?);
+            while let Some((line_no, line)) = lines.next_line() {
+                self.handle(line, line_no).await?;
             }
-        });
-        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-        let mut line_no = 0u64;
-        while let Some(chunk) = rx.recv().await {
-            let chunk = chunk.context("cannot read stdin")?;
-            buf.extend_from_slice(&chunk);
-            let mut start = 0;
-            while let Some(nl) = memchr_newline(&buf[start..]) {
-                let end = start + nl;
-                line_no += 1;
-                let line = &buf[start..end];
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if !line.iter().all(u8::is_ascii_whitespace) {
-                    self.handle(line, line_no).await?;
-                }
-                start = end + 1;
-            }
-            buf.drain(..start);
         }
-        if !buf.iter().all(u8::is_ascii_whitespace) {
-            let line = std::mem::take(&mut buf);
-            self.handle(&line, line_no + 1).await?;
+        if let Some((line_no, line)) = lines.last_line() {
+            self.handle(&line, line_no).await?;
         }
         Ok(())
     }
@@ -541,8 +505,4 @@ fn emit_state(value: &Value) -> Result<()> {
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(())
-}
-
-fn memchr_newline(b: &[u8]) -> Option<usize> {
-    memchr::memchr(b'\n', b)
 }

@@ -11,6 +11,7 @@ use sluice_core::connector::{
 use tokio::sync::mpsc;
 
 use crate::singer::decode::RecordBuffer;
+use crate::singer::lines::{Lines, read_in_thread};
 use crate::singer::message::{SingerMessage, parse};
 use crate::singer::process::{RunFiles, Running};
 use crate::singer::schema::{StreamSchema, stream_schema};
@@ -177,47 +178,6 @@ const CHECKPOINT_ROWS: u64 = 50_000;
 /// See [`CHECKPOINT_ROWS`].
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A read shorter than this waits [`COALESCE_WAIT`] before the next one.
-const COALESCE_BELOW: usize = 64 * 1024;
-/// See [`COALESCE_BELOW`].
-const COALESCE_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// The tap's stdout, read on a blocking thread in chunks.
-///
-/// Taps flush after every message. Read through the async reactor, every
-/// write would wake it (edge-triggered epoll fires per pipe write: measured
-/// 190k wakeups and +2 s of CPU per 200k records); a blocking read that
-/// waits a moment after a short read lets the pipe fill instead.
-fn read_in_thread(
-    stdout: tokio::process::ChildStdout,
-) -> std::io::Result<mpsc::Receiver<std::io::Result<Vec<u8>>>> {
-    let mut file = std::fs::File::from(stdout.into_owned_fd()?);
-    let (tx, rx) = mpsc::channel(4);
-    tokio::task::spawn_blocking(move || {
-        loop {
-            let mut chunk = vec![0u8; 1 << 20];
-            match std::io::Read::read(&mut file, &mut chunk) {
-                Ok(0) => break,
-                Ok(n) => {
-                    chunk.truncate(n);
-                    if tx.blocking_send(Ok(chunk)).is_err() {
-                        break;
-                    }
-                    if n < COALESCE_BELOW {
-                        std::thread::sleep(COALESCE_WAIT);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
-        }
-    });
-    Ok(rx)
-}
-
 /// A protocol error: every stream fails with it.
 pub(super) struct Fatal(ConnectorError);
 
@@ -245,14 +205,14 @@ impl Demux {
         let Some(stdout) = running.stdout.take() else {
             return Err(Fatal(ConnectorError::Internal("no stdout".into())));
         };
-        let mut chunks = read_in_thread(stdout).map_err(|e| {
+        let file = std::fs::File::from(stdout.into_owned_fd().map_err(|e| {
             Fatal(ConnectorError::external(
                 format!("cannot read the output of {}", self.label),
                 e,
             ))
-        })?;
-        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-        let mut line_no = 0u64;
+        })?);
+        let mut chunks = read_in_thread(file);
+        let mut lines = Lines::default();
         loop {
             if !self.routes.values().any(Route::alive) {
                 // Every reader is gone (failed or cancelled): stop the tap.
@@ -267,23 +227,12 @@ impl Demux {
                     e,
                 ))
             })?;
-            buf.extend_from_slice(&chunk);
-            let mut start = 0;
-            while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
-                let end = start + nl;
-                line_no += 1;
-                let line = &buf[start..end];
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if !line.iter().all(u8::is_ascii_whitespace) {
-                    self.handle(line, line_no).await?;
-                }
-                start = end + 1;
+            lines.extend(&chunk);
+            while let Some((line_no, line)) = lines.next_line() {
+                self.handle(line, line_no).await?;
             }
-            buf.drain(..start);
         }
-        if !buf.iter().all(u8::is_ascii_whitespace) {
-            line_no += 1;
-            let line = std::mem::take(&mut buf);
+        if let Some((line_no, line)) = lines.last_line() {
             self.handle(&line, line_no).await?;
         }
         Ok(())
@@ -291,6 +240,19 @@ impl Demux {
 
     fn located(&self, line: u64, stream: Option<&str>, message: String) -> ConnectorError {
         located(&self.origin, line, stream, message)
+    }
+}
+
+/// A RECORD or BATCH of a stream whose SCHEMA has not come yet.
+fn before_schema(origin: &str, line: u64, stream: &str, what: &str) -> ConnectorError {
+    ConnectorError::BadRecord {
+        location: RecordLocation {
+            file: Some(origin.to_string()),
+            line: Some(line),
+            ..Default::default()
+        },
+        message: format!("stream `{stream}`: a {what} before the stream's SCHEMA"),
+        hint: Some("a Singer tap must send a stream's SCHEMA message before its records; this is a bug in the tap".into()),
     }
 }
 
@@ -329,15 +291,7 @@ impl Demux {
                     return Ok(());
                 }
                 if route.buffer.is_none() {
-                    let e = ConnectorError::BadRecord {
-                        location: RecordLocation {
-                            file: Some(self.origin.to_string()),
-                            line: Some(line_no),
-                            ..Default::default()
-                        },
-                        message: format!("stream `{stream}`: a RECORD before the stream's SCHEMA"),
-                        hint: Some("a Singer tap must send a stream's SCHEMA message before its records; this is a bug in the tap".into()),
-                    };
+                    let e = before_schema(&origin, line_no, &stream, "RECORD");
                     route.send(Err(e)).await;
                     route.tx = None;
                     return Ok(());
@@ -474,12 +428,7 @@ impl Demux {
                     return Ok(());
                 }
                 if route.buffer.is_none() {
-                    let e = located(
-                        &origin,
-                        line_no,
-                        Some(&stream),
-                        "a BATCH before the stream's SCHEMA".into(),
-                    );
+                    let e = before_schema(&origin, line_no, &stream, "BATCH");
                     route.send(Err(e)).await;
                     route.tx = None;
                     return Ok(());
