@@ -1,0 +1,17 @@
+//! The transform layer: dbt projects, loaded as dbt loads them.
+//!
+//! Today: [`project`] reads `dbt_project.yml` and finds the project's files
+//! (models, seeds, macros, singular tests, snapshots, analyses, schema YAML);
+//! [`config`] resolves a node's configuration from the hierarchical
+//! `models:`/`seeds:`/… trees the way dbt does (`+` keys, folder nesting,
+//! additive `tags`, merged `meta`); [`properties`] reads version-2 schema
+//! YAML (models, columns, data tests, sources). Jinja rendering,
+//! materializations and the `sluice transform` commands build on these.
+
+pub mod config;
+pub mod error;
+pub mod project;
+pub mod properties;
+
+pub use error::{Result, TransformError};
+pub use project::{DbtProject, FileKind, ProjectFile};
