@@ -32,6 +32,16 @@ pub enum TransformError {
         /// What to do.
         hint: Option<String>,
     },
+    /// A Jinja template (a model, a macro file) does not parse or render.
+    #[error("{path}{}: {message}", location(*line, None))]
+    Template {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong (an unknown ref, a missing var, a syntax error).
+        message: String,
+    },
     /// The project is not usable as it is (a missing key, a clash).
     #[error("{message}")]
     Project {
@@ -55,7 +65,7 @@ impl TransformError {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Self::Yaml { hint, .. } | Self::Project { hint, .. } => hint.as_deref(),
-            Self::Io { .. } => None,
+            Self::Io { .. } | Self::Template { .. } => None,
         }
     }
 

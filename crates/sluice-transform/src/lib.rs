@@ -5,11 +5,14 @@
 //! [`config`] resolves a node's configuration from the hierarchical
 //! `models:`/`seeds:`/… trees the way dbt does (`+` keys, folder nesting,
 //! additive `tags`, merged `meta`); [`properties`] reads version-2 schema
-//! YAML (models, columns, data tests, sources). Jinja rendering,
-//! materializations and the `sluice transform` commands build on these.
+//! YAML (models, columns, data tests, sources); [`jinja`] renders a model
+//! with dbt's context (ref, source, config, var, env_var, is_incremental,
+//! this, target, project macros). Materializations and the `sluice
+//! transform` commands build on these.
 
 pub mod config;
 pub mod error;
+pub mod jinja;
 pub mod project;
 pub mod properties;
 
