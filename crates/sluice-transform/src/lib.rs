@@ -7,12 +7,16 @@
 //! additive `tags`, merged `meta`); [`properties`] reads version-2 schema
 //! YAML (models, columns, data tests, sources); [`jinja`] renders a model
 //! with dbt's context (ref, source, config, var, env_var, is_incremental,
-//! this, target, project macros). Materializations and the `sluice
-//! transform` commands build on these.
+//! this, target, project macros); [`manifest`] compiles the project: final
+//! configs (project trees < properties < `config()`), relations
+//! (`generate_schema_name`, aliases), compiled SQL, dependencies and build
+//! order (cycles refused). Materializations and the `sluice transform`
+//! commands build on these.
 
 pub mod config;
 pub mod error;
 pub mod jinja;
+pub mod manifest;
 pub mod project;
 pub mod properties;
 
