@@ -306,7 +306,7 @@ impl fmt::Debug for Renderer {
 }
 
 /// The `target` a render sees (from the profile's output).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Target {
     /// Output name (`dev`).
     pub name: String,

@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod jinja;
 pub mod manifest;
+pub mod profiles;
 pub mod project;
 pub mod properties;
 

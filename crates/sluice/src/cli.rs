@@ -59,6 +59,8 @@ pub enum Command {
     State(StateArgs),
     /// Show a source's streams and their schemas.
     Discover(DiscoverArgs),
+    /// dbt projects: compile and list models (`--project-dir` is the dbt project).
+    Transform(TransformArgs),
     /// Install, list and remove Singer plugins (taps and targets).
     Plugin(PluginArgs),
     /// Check the project file and every source and destination.
@@ -281,6 +283,37 @@ pub enum PluginAction {
         /// The plugin.
         name: String,
     },
+}
+
+/// `sluice transform`.
+#[derive(Debug, Args)]
+pub struct TransformArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TransformCommand,
+}
+
+/// `sluice transform …`.
+#[derive(Debug, Subcommand)]
+pub enum TransformCommand {
+    /// Render every model's Jinja into `target/compiled/` (nothing runs).
+    Compile(TransformOptions),
+    /// List the project's models and seeds with their materialization and relation.
+    Ls(TransformOptions),
+}
+
+/// dbt's flags, as `sluice transform` takes them.
+#[derive(Debug, Clone, Args)]
+pub struct TransformOptions {
+    /// Folder of `profiles.yml` (default: `DBT_PROFILES_DIR`, the project, `~/.dbt`).
+    #[arg(long, value_name = "DIR")]
+    pub profiles_dir: Option<PathBuf>,
+    /// Output of the profile to use (default: the profile's `target:`).
+    #[arg(long, short = 't')]
+    pub target: Option<String>,
+    /// Variables as YAML, overriding `vars:` (`--vars '{start: 2024-01-01}'`).
+    #[arg(long, value_name = "YAML")]
+    pub vars: Option<String>,
 }
 
 /// `sluice discover`.

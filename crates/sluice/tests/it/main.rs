@@ -24,3 +24,4 @@ mod singer_tap;
 mod singer_target;
 mod sql_state;
 mod sqlite;
+mod transform;
