@@ -152,6 +152,27 @@ pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// The table a stream of database source `source` reads; a config error
+/// (with the source's streams) when it has no such stream.
+pub fn table_of<T: Clone>(
+    source: &str,
+    tables: &[T],
+    stream: &str,
+    info: impl Fn(&T) -> &TableInfo,
+) -> Result<T, sluice_core::connector::ConnectorError> {
+    tables
+        .iter()
+        .find(|t| info(t).stream == stream)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<&str> = tables.iter().map(|t| info(t).stream.as_str()).collect();
+            sluice_core::connector::ConnectorError::config(
+                format!("Source `{source}` has no stream `{stream}`"),
+                Some(format!("its streams: {}", known.join(", "))),
+            )
+        })
+}
+
 /// The cursor of a read of `table`: `None` unless the stream is
 /// incremental with a `cursor:`. The column must exist (with "did you
 /// mean"), have an order, and pass the database's own check `refusal`

@@ -24,7 +24,7 @@ use sluice_core::config::{FileDestination as FileDestinationConfig, FileFormat, 
 use sluice_core::connector::{ConnectorError, Destination, StreamWriter, WriteRequest};
 
 pub use writer::FileStreamWriter;
-pub(crate) use writer::{read_schema, same_columns, write_schema};
+pub(crate) use writer::{evolved_schema, read_schema, write_schema};
 
 /// Writes tables as folders of Parquet, CSV or JSON Lines files.
 #[derive(Debug, Clone)]

@@ -179,29 +179,8 @@ impl FileStreamWriter {
     }
 
     fn accept_schema(&mut self, incoming: &SchemaRef) -> Result<SchemaRef, ConnectorError> {
-        let incoming = nullable_schema(incoming);
-        let base = self
-            .schema
-            .clone()
-            .or_else(|| self.committed_schema.clone());
-        let target = match base {
-            None => incoming,
-            Some(base) if same_columns(&base, &incoming) => base,
-            Some(base) => {
-                let ev = evolve(&base, &incoming, self.req.evolution).map_err(|refused| {
-                    ConnectorError::SchemaRefused {
-                        table: self.req.table.clone(),
-                        refused,
-                    }
-                })?;
-                for c in ev.changes {
-                    if !self.changes.contains(&c) {
-                        self.changes.push(c);
-                    }
-                }
-                ev.schema
-            }
-        };
+        let base = self.schema.as_ref().or(self.committed_schema.as_ref());
+        let target = evolved_schema(base, incoming, &self.req, &mut self.changes)?;
         if self.schema.as_ref() != Some(&target) {
             if let Some(part) = self.part.take() {
                 self.sealed.push(part);
@@ -365,6 +344,37 @@ impl StreamWriter for FileStreamWriter {
 }
 
 /// Same column names in the same order, with types `same_type` accepts.
+/// The schema a file-like writer writes next: `incoming` (made nullable)
+/// when nothing was written yet, the current one when the columns are the
+/// same, else the current one evolved by the stream's rules (new changes
+/// recorded in `changes`).
+pub(crate) fn evolved_schema(
+    current: Option<&SchemaRef>,
+    incoming: &SchemaRef,
+    req: &WriteRequest,
+    changes: &mut Vec<SchemaChange>,
+) -> Result<SchemaRef, ConnectorError> {
+    let incoming = nullable_schema(incoming);
+    let Some(base) = current else {
+        return Ok(incoming);
+    };
+    if same_columns(base, &incoming) {
+        return Ok(base.clone());
+    }
+    let ev = evolve(base, &incoming, req.evolution).map_err(|refused| {
+        ConnectorError::SchemaRefused {
+            table: req.table.clone(),
+            refused,
+        }
+    })?;
+    for c in ev.changes {
+        if !changes.contains(&c) {
+            changes.push(c);
+        }
+    }
+    Ok(ev.schema)
+}
+
 pub(crate) fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
     a.fields().len() == b.fields().len()
         && a.fields()

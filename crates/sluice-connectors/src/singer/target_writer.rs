@@ -14,13 +14,13 @@ use sluice_core::config::WriteMode;
 use sluice_core::connector::{
     Checkpoint, Committed, ConnectorError, Result, StreamWriter, Unconfirmed, WriteRequest,
 };
-use sluice_core::evolution::{SchemaChange, conform_batch, evolve, nullable_schema};
+use sluice_core::evolution::{SchemaChange, conform_batch};
 use sluice_core::quarantine;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::task::JoinHandle;
 
-use crate::file_dest::{read_schema, same_columns, write_schema};
+use crate::file_dest::{evolved_schema, read_schema, write_schema};
 use crate::singer::encode::{RecordEncoder, activate_version_line, schema_line, state_line};
 use crate::singer::process::{Plugin, RunFiles, Running};
 
@@ -209,29 +209,8 @@ impl SingerWriter {
     /// Evolve the schema sent so far with `incoming`; a changed schema goes
     /// to the target as a new SCHEMA message.
     async fn accept_schema(&mut self, incoming: &SchemaRef) -> Result<SchemaRef> {
-        let incoming = nullable_schema(incoming);
-        let base = self
-            .schema
-            .clone()
-            .or_else(|| self.committed_schema.clone());
-        let target = match base {
-            None => incoming,
-            Some(base) if same_columns(&base, &incoming) => base,
-            Some(base) => {
-                let ev = evolve(&base, &incoming, self.req.evolution).map_err(|refused| {
-                    ConnectorError::SchemaRefused {
-                        table: self.req.table.clone(),
-                        refused,
-                    }
-                })?;
-                for c in ev.changes {
-                    if !self.changes.contains(&c) {
-                        self.changes.push(c);
-                    }
-                }
-                ev.schema
-            }
-        };
+        let base = self.schema.as_ref().or(self.committed_schema.as_ref());
+        let target = evolved_schema(base, incoming, &self.req, &mut self.changes)?;
         if self.schema.as_ref() != Some(&target) {
             self.buf = schema_line(&self.stream, &target, &self.req.primary_key, &[]);
             self.send(false).await?;

@@ -135,16 +135,7 @@ impl Source for SqliteSource {
 
     async fn read(&self, request: ReadRequest) -> Result<MessageStream, ConnectorError> {
         let tables = self.tables().await?;
-        let table = tables
-            .iter()
-            .find(|t| t.info.stream == request.stream)
-            .cloned()
-            .ok_or_else(|| {
-                ConnectorError::config(
-                    format!("Source `{}` has no stream `{}`", self.name, request.stream),
-                    None,
-                )
-            })?;
+        let table = crate::db::table_of(&self.name, &tables, &request.stream, |t| &t.info)?;
         let settings = self.settings.stream(&request.stream)?;
         let cursor = crate::db::read_cursor(
             &self.name,
