@@ -33,41 +33,15 @@ pub struct TableInfo {
 }
 
 impl Lake {
-    /// Every table of the lake, sorted by name.
+    /// Every table of the lake, sorted by name (views: [`Lake::relations`]).
     pub async fn list(&self) -> Result<Vec<TableName>> {
-        let (store, root) = self.object_store()?;
-        let mut out = Vec::new();
-        for schema in store
-            .list_with_delimiter(Some(&root))
+        Ok(self
+            .relations()
             .await?
-            .common_prefixes
-        {
-            let Some(schema_name) = schema.filename().map(str::to_string) else {
-                continue;
-            };
-            if schema_name.starts_with(['.', '_']) {
-                continue;
-            }
-            for table in store
-                .list_with_delimiter(Some(&schema))
-                .await?
-                .common_prefixes
-            {
-                let Some(table_name) = table.filename().map(str::to_string) else {
-                    continue;
-                };
-                let inner = store.list_with_delimiter(Some(&table)).await?;
-                if inner
-                    .common_prefixes
-                    .iter()
-                    .any(|p| p.filename() == Some("_delta_log"))
-                {
-                    out.push(TableName::new(schema_name.clone(), table_name));
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
+            .into_iter()
+            .filter(|(_, k)| *k == crate::views::RelationKind::Table)
+            .map(|(n, _)| n)
+            .collect())
     }
 
     /// Facts about one table.

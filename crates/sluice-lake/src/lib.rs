@@ -11,6 +11,7 @@
 //!  merge.rs: merge mode stages parquet under _sluice_staging/<run>/, dedups keys,
 //!            then one Delta MERGE (or a plain write into an empty table).
 //!  catalog.rs: list tables, rows, versions, last load.   sql.rs: DataFusion catalog over the lake.
+//!  views.rs: views as `_sluice_view.json` files (SQL planned when a query names them).
 //! ```
 //!
 //! The checkpoint (the source's state) lives in the same atomic Delta commit as
@@ -26,6 +27,7 @@ mod location;
 mod merge;
 mod schema;
 mod sql;
+mod views;
 mod writer;
 
 pub use catalog::TableInfo;
@@ -35,6 +37,7 @@ pub use error::{LakeError, Result};
 pub use location::Lake;
 pub use schema::lake_schema;
 pub use sql::QueryEngine;
+pub use views::{RelationKind, VIEW_FILE, ViewDef};
 
 #[cfg(test)]
 mod tests;
