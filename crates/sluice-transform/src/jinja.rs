@@ -36,6 +36,10 @@ pub struct Relation {
 impl fmt::Display for Relation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        if self.schema.is_empty() {
+            // An ephemeral model: a CTE name, not a relation.
+            return f.write_str(&self.identifier);
+        }
         if let Some(db) = &self.database {
             write!(f, "{}.", quote(db))?;
         }
@@ -266,6 +270,27 @@ pub fn dbt_blocks_to_macros(text: &str) -> String {
     out
 }
 
+/// dbt's four generic tests, as macros a project may override by defining
+/// a macro of the same name. Their SQL returns the failing rows.
+const BUILTIN_TESTS: &[(&str, &str)] = &[
+    (
+        "test_not_null",
+        "{% macro test_not_null(model, column_name) %}select {{ column_name }}\nfrom {{ model }}\nwhere {{ column_name }} is null{% endmacro %}",
+    ),
+    (
+        "test_unique",
+        "{% macro test_unique(model, column_name) %}select {{ column_name }} as unique_field, count(*) as n_records\nfrom {{ model }}\nwhere {{ column_name }} is not null\ngroup by {{ column_name }}\nhaving count(*) > 1{% endmacro %}",
+    ),
+    (
+        "test_accepted_values",
+        "{% macro test_accepted_values(model, column_name, values, quote=true) %}with all_values as (\n    select {{ column_name }} as value_field, count(*) as n_records\n    from {{ model }}\n    group by {{ column_name }}\n)\nselect * from all_values\nwhere value_field not in ({% for v in values %}{% if quote %}'{{ v | replace(\"'\", \"''\") }}'{% else %}{{ v }}{% endif %}{% if not loop.last %}, {% endif %}{% endfor %}){% endmacro %}",
+    ),
+    (
+        "test_relationships",
+        "{% macro test_relationships(model, column_name, to, field) %}with child as (\n    select {{ column_name }} as from_field from {{ model }} where {{ column_name }} is not null\n),\nparent as (\n    select {{ field }} as to_field from {{ to }}\n)\nselect from_field\nfrom child left join parent on child.from_field = parent.to_field\nwhere parent.to_field is null{% endmacro %}",
+    ),
+];
+
 /// Macro names defined in `text` (`{% macro name(` …).
 fn macro_names(text: &str) -> Vec<String> {
     let mut names = Vec::new();
@@ -347,6 +372,9 @@ impl Renderer {
     ) -> Result<Renderer> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // SQL is never escaped (minijinja would JSON-escape templates named
+        // `*.yml`, as generic tests from properties files are).
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.add_function("ref", ref_fn);
         env.add_function("source", source_fn);
         env.add_function("config", config_fn);
@@ -355,6 +383,17 @@ impl Renderer {
         env.add_function("is_incremental", is_incremental_fn);
         let mut all = String::new();
         let mut names = Vec::new();
+        let defined: Vec<String> = macro_files
+            .iter()
+            .flat_map(|(_, t)| macro_names(&dbt_blocks_to_macros(t)))
+            .collect();
+        for (name, text) in BUILTIN_TESTS {
+            if !defined.iter().any(|d| d == name) {
+                names.push((*name).to_string());
+                all.push_str(text);
+                all.push('\n');
+            }
+        }
         for (path, text) in macro_files {
             let text = dbt_blocks_to_macros(text);
             // Checked one file at a time so that errors name the file and line.

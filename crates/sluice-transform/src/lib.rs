@@ -13,13 +13,19 @@
 //! order (cycles refused). Materializations and the `sluice transform`
 //! commands build on these.
 
+pub mod artifacts;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod jinja;
 pub mod manifest;
 pub mod profiles;
 pub mod project;
 pub mod properties;
+pub mod runner;
+pub mod seed;
+pub mod select;
+pub mod testing;
 
 pub use error::{Result, TransformError};
 pub use project::{DbtProject, FileKind, ProjectFile};

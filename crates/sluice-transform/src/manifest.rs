@@ -9,57 +9,83 @@
 //!        pass 2: render again with the final relations ─► SQL, depends_on ─► order (cycles refused)
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::config::{merge_config, resolve};
 use crate::error::{Result, TransformError};
 use crate::jinja::{Relation, Relations, Renderer, Target};
 use crate::project::{DbtProject, FileKind, ProjectFile};
 use crate::properties::{self, NodeProperties, PropertiesFile};
+use crate::testing::{self, TestInfo, Tested};
 
 /// What a node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NodeKind {
     /// A SQL model.
     Model,
     /// A CSV seed.
     Seed,
+    /// A data test (generic or singular).
+    Test,
 }
 
-/// One model or seed, compiled.
+impl NodeKind {
+    /// dbt's `resource_type`.
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            NodeKind::Model => "model",
+            NodeKind::Seed => "seed",
+            NodeKind::Test => "test",
+        }
+    }
+}
+
+/// One model, seed or test, compiled.
 #[derive(Debug, Clone)]
 pub struct Node {
     /// Its name (what `ref` takes).
     pub name: String,
-    /// Model or seed.
+    /// dbt's unique id (`model.shop.orders`, `test.shop.not_null_orders_id.1a2b3c4d5e`).
+    pub unique_id: String,
+    /// Model, seed or test.
     pub kind: NodeKind,
     /// Its file, relative to the project.
-    pub path: std::path::PathBuf,
+    pub path: PathBuf,
     /// Fully qualified name.
     pub fqn: Vec<String>,
     /// The final configuration (`materialized`, `schema`, `tags`, …).
     pub config: IndexMap<String, Value>,
-    /// Where it lands.
+    /// Where it lands (a test: where `store_failures` puts its rows).
     pub relation: Relation,
-    /// The compiled SQL (models only).
+    /// The compiled SQL (models and tests; a test's returns failing rows).
     pub sql: Option<String>,
+    /// The SQL as written (models and singular tests; the Jinja call for a
+    /// generic test).
+    pub raw: String,
+    /// sha256 of the file (of the raw text for a generic test).
+    pub checksum: String,
     /// Names of the nodes it refs.
     pub depends_on: Vec<String>,
     /// `(source, table)` pairs it reads.
     pub sources: Vec<(String, String)>,
     /// Its properties (description, columns, tests), when a file declares them.
     pub properties: Option<NodeProperties>,
+    /// For tests: what it checks.
+    pub test: Option<TestInfo>,
 }
 
 impl Node {
-    /// `materialized` (default `view` for models, `seed` for seeds).
+    /// `materialized` (default `view` for models, `seed` for seeds, `test` for tests).
     pub fn materialized(&self) -> &str {
         match self.kind {
             NodeKind::Seed => "seed",
+            NodeKind::Test => "test",
             NodeKind::Model => self
                 .config
                 .get("materialized")
@@ -75,17 +101,54 @@ impl Node {
             .and_then(Value::as_bool)
             .unwrap_or(true)
     }
+
+    /// `tags`, as a list.
+    pub fn tags(&self) -> Vec<String> {
+        match self.config.get("tags") {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A source table as declared.
+#[derive(Debug, Clone)]
+pub struct SourceNode {
+    /// `source.<project>.<source>.<table>`.
+    pub unique_id: String,
+    /// The source's name.
+    pub source_name: String,
+    /// The table's name.
+    pub name: String,
+    /// Where it is.
+    pub relation: Relation,
+    /// The properties file.
+    pub path: PathBuf,
+    /// `description`.
+    pub description: String,
 }
 
 /// The compiled project.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// The project's name.
+    pub project: String,
     /// Enabled nodes by name.
     pub nodes: IndexMap<String, Node>,
     /// Node names in build order (every node after what it refs).
     pub order: Vec<String>,
+    /// Declared source tables by `(source, table)`.
+    pub sources: IndexMap<(String, String), SourceNode>,
     /// Every properties file, by path.
-    pub properties: BTreeMap<std::path::PathBuf, PropertiesFile>,
+    pub properties: BTreeMap<PathBuf, PropertiesFile>,
+    /// The target compiled for.
+    pub target: Target,
+    renderer: Arc<Renderer>,
 }
 
 /// dbt's default `generate_schema_name`: the target's schema, or
@@ -125,6 +188,14 @@ fn read(dir: &Path, f: &ProjectFile) -> Result<String> {
     std::fs::read_to_string(&path).map_err(|source| TransformError::Io { path, source })
 }
 
+/// sha256 of a text, hex.
+pub fn sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn relation_of(name: &str, config: &IndexMap<String, Value>, target: &Target) -> Relation {
     Relation {
         database: config
@@ -141,6 +212,65 @@ fn relation_of(name: &str, config: &IndexMap<String, Value>, target: &Target) ->
     }
 }
 
+/// What `ref` gives for an ephemeral model: the CTE's name.
+fn cte_name(name: &str) -> String {
+    format!("__dbt__cte__{name}")
+}
+
+/// Put `ctes` (`(name, sql)`) in front of `sql`: into its own `with` when it
+/// starts with one, else as a new `with`.
+pub fn inject_ctes(sql: &str, ctes: &[(String, String)]) -> String {
+    if ctes.is_empty() {
+        return sql.to_string();
+    }
+    let defs: Vec<String> = ctes
+        .iter()
+        .map(|(n, q)| format!("{n} as (\n{}\n)", q.trim()))
+        .collect();
+    let defs = defs.join(",\n");
+    let start = skip_space_and_comments(sql);
+    let rest = &sql[start..];
+    let word_end = |s: &str| {
+        s.find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(s.len())
+    };
+    let first = &rest[..word_end(rest)];
+    if first.eq_ignore_ascii_case("with") {
+        let mut at = start + first.len();
+        let after = skip_space_and_comments(&sql[at..]);
+        let next = &sql[at + after..];
+        let second = &next[..word_end(next)];
+        if second.eq_ignore_ascii_case("recursive") {
+            at += after + second.len();
+        }
+        format!("{} {defs},{}", &sql[..at], &sql[at..])
+    } else {
+        format!("{}with {defs}\n{rest}", &sql[..start])
+    }
+}
+
+fn skip_space_and_comments(sql: &str) -> usize {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if b[i..].starts_with(b"--") {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if b[i..].starts_with(b"/*") {
+            match sql[i + 2..].find("*/") {
+                Some(e) => i += 2 + e + 2,
+                None => return b.len(),
+            }
+        } else {
+            return i;
+        }
+    }
+}
+
 /// Compile the project for `target`.
 pub fn compile(
     project: &DbtProject,
@@ -148,10 +278,12 @@ pub fn compile(
     var_overrides: &IndexMap<String, Value>,
 ) -> Result<Manifest> {
     let dir = &project.dir;
+    let pname = &project.name;
     // Properties files: node properties and sources.
     let mut props = BTreeMap::new();
     let mut node_props: HashMap<String, NodeProperties> = HashMap::new();
     let mut relations = Relations::default();
+    let mut sources = IndexMap::new();
     for f in project.files_of(FileKind::Properties) {
         let file = properties::load(&dir.join(&f.path))?;
         for n in file.models.iter().chain(&file.seeds) {
@@ -159,12 +291,23 @@ pub fn compile(
         }
         for s in &file.sources {
             for t in &s.tables {
-                relations.sources.insert(
+                let relation = Relation {
+                    database: s.database.clone(),
+                    schema: s.schema.clone(),
+                    identifier: t.identifier.clone(),
+                };
+                relations
+                    .sources
+                    .insert((s.name.clone(), t.name.clone()), relation.clone());
+                sources.insert(
                     (s.name.clone(), t.name.clone()),
-                    Relation {
-                        database: s.database.clone(),
-                        schema: s.schema.clone(),
-                        identifier: t.identifier.clone(),
+                    SourceNode {
+                        unique_id: format!("source.{pname}.{}.{}", s.name, t.name),
+                        source_name: s.name.clone(),
+                        name: t.name.clone(),
+                        relation,
+                        path: f.path.clone(),
+                        description: t.description.clone(),
                     },
                 );
             }
@@ -173,10 +316,10 @@ pub fn compile(
     }
     // Configs from the project trees and properties files.
     let mut nodes: IndexMap<String, Node> = IndexMap::new();
-    let mut texts: HashMap<String, String> = HashMap::new();
     for (kind, tree, files) in [
         (NodeKind::Seed, &project.configs.seeds, FileKind::Seed),
         (NodeKind::Model, &project.configs.models, FileKind::Model),
+        (NodeKind::Test, &project.configs.tests, FileKind::Test),
     ] {
         for f in project.files_of(files) {
             let mut config = resolve(tree, &f.fqn);
@@ -186,27 +329,54 @@ pub fn compile(
                     merge_config(&mut config, k, v.clone());
                 }
             }
-            if kind == NodeKind::Model {
-                texts.insert(f.name.clone(), read(dir, f)?);
-            }
+            let raw = if kind == NodeKind::Seed {
+                String::new()
+            } else {
+                read(dir, f)?
+            };
+            let checksum = if kind == NodeKind::Seed {
+                std::fs::read(dir.join(&f.path))
+                    .map(|b| {
+                        Sha256::digest(&b)
+                            .iter()
+                            .map(|x| format!("{x:02x}"))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
+                sha256(&raw)
+            };
+            let relation = match kind {
+                NodeKind::Test => audit_relation(&f.name, target),
+                _ => relation_of(&f.name, &config, target),
+            };
             nodes.insert(
                 f.name.clone(),
                 Node {
                     name: f.name.clone(),
+                    unique_id: format!("{}.{pname}.{}", kind.resource_type(), f.name),
                     kind,
                     path: f.path.clone(),
                     fqn: f.fqn.clone(),
-                    relation: relation_of(&f.name, &config, target),
+                    relation,
                     config,
                     sql: None,
+                    raw,
+                    checksum,
                     depends_on: Vec::new(),
                     sources: Vec::new(),
                     properties,
+                    test: (kind == NodeKind::Test).then(|| TestInfo {
+                        generic: None,
+                        kwargs: IndexMap::new(),
+                        column_name: None,
+                        attached: None,
+                    }),
                 },
             );
         }
     }
-    let macros: Vec<(std::path::PathBuf, String)> = project
+    let macros: Vec<(PathBuf, String)> = project
         .files_of(FileKind::Macro)
         .map(|f| read(dir, f).map(|t| (f.path.clone(), t)))
         .collect::<Result<_>>()?;
@@ -217,34 +387,228 @@ pub fn compile(
         .map(|(k, n)| (k.clone(), n.relation.clone()))
         .collect();
     let first = Renderer::new(&macros, relations.clone(), vars.clone(), target)?;
-    for node in nodes.values_mut().filter(|n| n.kind == NodeKind::Model) {
-        let text = texts.get(&node.name).map(String::as_str).unwrap_or("");
-        let compiled = first.render(&node.path, text, &node.relation, false)?;
+    for node in nodes.values_mut().filter(|n| n.kind != NodeKind::Seed) {
+        let compiled = first.render(&node.path, &node.raw, &node.relation, false)?;
         for (k, v) in compiled.config {
             merge_config(&mut node.config, &k, v);
         }
-        node.relation = relation_of(&node.name, &node.config, target);
+        if node.kind == NodeKind::Model {
+            node.relation = relation_of(&node.name, &node.config, target);
+        }
     }
     nodes.retain(|_, n| n.enabled());
-    // Pass 2: the final SQL against the final relations.
+    // Generic tests from the properties files.
+    for (path, file) in &props {
+        let mut uses = Vec::new();
+        for n in file.models.iter().chain(&file.seeds) {
+            if !nodes.contains_key(&n.name) {
+                continue;
+            }
+            for t in &n.tests {
+                uses.push((t, Tested::Node(n.name.clone()), None));
+            }
+            for c in &n.columns {
+                for t in &c.tests {
+                    uses.push((t, Tested::Node(n.name.clone()), Some(c.name.as_str())));
+                }
+            }
+        }
+        for s in &file.sources {
+            for tb in &s.tables {
+                let tested = Tested::Source(s.name.clone(), tb.name.clone());
+                for t in &tb.tests {
+                    uses.push((t, tested.clone(), None));
+                }
+                for c in &tb.columns {
+                    for t in &c.tests {
+                        uses.push((t, tested.clone(), Some(c.name.as_str())));
+                    }
+                }
+            }
+        }
+        for (spec, tested, column) in uses {
+            let g = testing::generic(spec, tested, column, path)?;
+            let mut fqn = vec![pname.clone()];
+            if let Some(parent) = path.parent() {
+                fqn.extend(
+                    parent
+                        .components()
+                        .skip(1)
+                        .map(|c| c.as_os_str().to_string_lossy().to_string()),
+                );
+            }
+            fqn.push(g.name.clone());
+            let mut config = resolve(&project.configs.tests, &fqn);
+            for (k, v) in &g.config {
+                merge_config(&mut config, k, v.clone());
+            }
+            if !config
+                .get("enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+            {
+                continue;
+            }
+            if nodes.contains_key(&g.name) {
+                return Err(TransformError::Project {
+                    message: format!(
+                        "{}: two tests (or a test and a model) are named `{}`",
+                        path.display(),
+                        g.name
+                    ),
+                    hint: Some("give one of the tests a `name:`".into()),
+                });
+            }
+            let hash = testing::short_hash(&format!("{}|{}", g.name, g.template));
+            nodes.insert(
+                g.name.clone(),
+                Node {
+                    unique_id: format!("test.{pname}.{}.{hash}", g.name),
+                    name: g.name.clone(),
+                    kind: NodeKind::Test,
+                    path: g.path.clone(),
+                    fqn,
+                    relation: audit_relation(&g.name, target),
+                    config,
+                    sql: None,
+                    checksum: sha256(&g.template),
+                    raw: g.template,
+                    depends_on: Vec::new(),
+                    sources: Vec::new(),
+                    properties: None,
+                    test: Some(g.info),
+                },
+            );
+        }
+    }
+    // Pass 2: the final SQL against the final relations; ephemeral models
+    // are CTEs.
     relations.nodes = nodes
         .iter()
-        .map(|(k, n)| (k.clone(), n.relation.clone()))
+        .filter(|(_, n)| n.kind != NodeKind::Test)
+        .map(|(k, n)| {
+            let r = if n.materialized() == "ephemeral" {
+                Relation {
+                    database: None,
+                    schema: String::new(),
+                    identifier: cte_name(k),
+                }
+            } else {
+                n.relation.clone()
+            };
+            (k.clone(), r)
+        })
         .collect();
     let renderer = Renderer::new(&macros, relations, vars, target)?;
-    for node in nodes.values_mut().filter(|n| n.kind == NodeKind::Model) {
-        let text = texts.get(&node.name).map(String::as_str).unwrap_or("");
-        let compiled = renderer.render(&node.path, text, &node.relation, false)?;
+    for node in nodes.values_mut().filter(|n| n.kind != NodeKind::Seed) {
+        let compiled = renderer
+            .render(&node.path, &node.raw, &node.relation, false)
+            .map_err(|e| match (&node.test, e) {
+                (Some(t), TransformError::Template { path, message, .. })
+                    if t.generic.is_some() =>
+                {
+                    TransformError::Template {
+                        path,
+                        line: None,
+                        message: format!("test `{}`: {message}", node.name),
+                    }
+                }
+                (_, e) => e,
+            })?;
         node.sql = Some(compiled.sql);
         node.depends_on = compiled.refs;
         node.sources = compiled.sources;
     }
     let order = build_order(&nodes)?;
-    Ok(Manifest {
+    let mut manifest = Manifest {
+        project: pname.clone(),
         nodes,
         order,
+        sources,
         properties: props,
-    })
+        target: target.clone(),
+        renderer: Arc::new(renderer),
+    };
+    let names = manifest.order.clone();
+    for name in &names {
+        let Some(sql) = manifest.nodes.get(name).and_then(|n| n.sql.clone()) else {
+            continue;
+        };
+        let with_ctes = manifest.with_ephemerals(name, &sql);
+        if let Some(n) = manifest.nodes.get_mut(name) {
+            n.sql = Some(with_ctes);
+        }
+    }
+    Ok(manifest)
+}
+
+fn audit_relation(name: &str, target: &Target) -> Relation {
+    Relation {
+        database: target.database.clone(),
+        schema: format!("{}_dbt_test__audit", target.schema),
+        identifier: name.to_string(),
+    }
+}
+
+impl Manifest {
+    /// `sql` of node `name` with the ephemeral models it refs as CTEs (their
+    /// own SQL already carries theirs).
+    fn with_ephemerals(&self, name: &str, sql: &str) -> String {
+        let Some(node) = self.nodes.get(name) else {
+            return sql.to_string();
+        };
+        let ctes: Vec<(String, String)> = node
+            .depends_on
+            .iter()
+            .filter_map(|d| self.nodes.get(d))
+            .filter(|d| d.materialized() == "ephemeral")
+            .map(|d| (cte_name(&d.name), d.sql.clone().unwrap_or_default()))
+            .collect();
+        inject_ctes(sql, &ctes)
+    }
+
+    /// The SQL to run for model `name`, rendered again with
+    /// `is_incremental()` true (an incremental model over an existing table).
+    pub fn incremental_sql(&self, name: &str) -> Result<String> {
+        let node = self
+            .nodes
+            .get(name)
+            .ok_or_else(|| TransformError::Project {
+                message: format!("no node `{name}`"),
+                hint: None,
+            })?;
+        let compiled = self
+            .renderer
+            .render(&node.path, &node.raw, &node.relation, true)?;
+        Ok(self.with_ephemerals(name, &compiled.sql))
+    }
+
+    /// Nodes that ref `name`, directly.
+    pub fn children(&self) -> HashMap<&str, Vec<&str>> {
+        let mut out: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (name, n) in &self.nodes {
+            for d in &n.depends_on {
+                out.entry(d.as_str()).or_default().push(name.as_str());
+            }
+        }
+        out
+    }
+
+    /// Every node `name` depends on, transitively.
+    pub fn ancestors(&self, name: &str) -> HashSet<String> {
+        let mut seen = HashSet::new();
+        let mut stack = vec![name.to_string()];
+        while let Some(n) = stack.pop() {
+            if let Some(node) = self.nodes.get(&n) {
+                for d in &node.depends_on {
+                    if seen.insert(d.clone()) {
+                        stack.push(d.clone());
+                    }
+                }
+            }
+        }
+        seen
+    }
 }
 
 /// Every node after what it depends on; ties in name order. A cycle is an

@@ -296,10 +296,32 @@ pub struct TransformArgs {
 /// `sluice transform …`.
 #[derive(Debug, Subcommand)]
 pub enum TransformCommand {
+    /// Load the seeds (`seeds/*.csv`) as tables.
+    Seed(TransformRunOptions),
+    /// Build the models (views, tables, incremental tables).
+    Run(TransformRunOptions),
+    /// Run the data tests.
+    Test(TransformRunOptions),
+    /// Seeds, models and tests in graph order; a failing test skips what is downstream.
+    Build(TransformRunOptions),
     /// Render every model's Jinja into `target/compiled/` (nothing runs).
     Compile(TransformOptions),
-    /// List the project's models and seeds with their materialization and relation.
+    /// List the project's models, seeds and tests with their materialization and relation.
     Ls(TransformOptions),
+}
+
+/// dbt's flags for commands that run nodes.
+#[derive(Debug, Clone, Args)]
+pub struct TransformRunOptions {
+    /// Profile, target, vars and selection.
+    #[command(flatten)]
+    pub common: TransformOptions,
+    /// Rebuild incremental models from scratch.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Stop at the first failure; the rest are skipped.
+    #[arg(long, short = 'x')]
+    pub fail_fast: bool,
 }
 
 /// dbt's flags, as `sluice transform` takes them.
@@ -314,6 +336,16 @@ pub struct TransformOptions {
     /// Variables as YAML, overriding `vars:` (`--vars '{start: 2024-01-01}'`).
     #[arg(long, value_name = "YAML")]
     pub vars: Option<String>,
+    /// Nodes to include: `name`, `+name`, `name+`, `@name`, `tag:x`, `path:models/x`,
+    /// `config.materialized:table`, `source:raw+`, `state:modified` (space: union, comma: intersection).
+    #[arg(long, short = 's', num_args = 1.., value_name = "SELECTOR")]
+    pub select: Vec<String>,
+    /// Nodes to leave out (same syntax as --select).
+    #[arg(long, num_args = 1.., value_name = "SELECTOR")]
+    pub exclude: Vec<String>,
+    /// Folder of a previous run's `manifest.json`, for `state:modified` / `state:new`.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
 }
 
 /// `sluice discover`.

@@ -63,6 +63,20 @@ impl Project {
         Ok(Project { dir, loaded, lake })
     }
 
+    /// The lake of the project (see [`Project::load`]); in a dbt project
+    /// folder without `sluice.yml`, the lake `sluice transform` writes:
+    /// `<folder>/.sluice/lake`.
+    pub fn lake_of(dir: Option<&Path>) -> Result<Lake> {
+        let folder = match dir {
+            Some(d) => d.to_path_buf(),
+            None => std::env::current_dir().context("Cannot read the current folder")?,
+        };
+        if !project_file(&folder).exists() && folder.join("dbt_project.yml").exists() {
+            return Ok(Lake::from_config(&folder, None, [])?);
+        }
+        Ok(Project::load(dir)?.lake)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ProjectConfig {
         &self.loaded.config

@@ -62,7 +62,7 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Tables => tables::tables(dir, reporter).await,
         Command::State(args) => state::state(dir, args.action, reporter).await,
         Command::Discover(args) => discover::discover(dir, &args.source, reporter).await,
-        Command::Transform(args) => transform::transform(dir, &args.command, reporter),
+        Command::Transform(args) => transform::transform(dir, &args.command, reporter).await,
         Command::Plugin(args) => plugin::plugin(dir, args.action, reporter),
         Command::Debug => debug::debug(dir, reporter).await,
         Command::Connectors => debug::connectors(reporter),

@@ -14,8 +14,8 @@ use crate::project::Project;
 
 /// Run a query and print the result.
 pub async fn sql(dir: Option<&Path>, args: &SqlArgs, reporter: &Reporter) -> Result<ExitCode> {
-    let project = Project::load(dir)?;
-    let batches = query(&project, &args.query).await?;
+    let lake = Project::lake_of(dir)?;
+    let batches = query_lake(&lake, &args.query).await?;
     let format = if reporter.json() && args.format == SqlFormat::Table {
         SqlFormat::Json
     } else {
@@ -29,16 +29,20 @@ pub async fn sql(dir: Option<&Path>, args: &SqlArgs, reporter: &Reporter) -> Res
 
 /// Run `query` over the project's lake.
 pub async fn query(project: &Project, query: &str) -> Result<Vec<RecordBatch>> {
-    let engine = QueryEngine::new(&project.lake).await?;
-    let df = engine.sql(query).await.map_err(|e| sql_error(e, project))?;
+    query_lake(&project.lake, query).await
+}
+
+/// Run `query` over `lake`.
+pub async fn query_lake(lake: &sluice_lake::Lake, query: &str) -> Result<Vec<RecordBatch>> {
+    let engine = QueryEngine::new(lake).await?;
+    let df = engine.sql(query).await.map_err(|e| sql_error(e, lake))?;
     Ok(df.collect().await?)
 }
 
-fn sql_error(e: sluice_lake::LakeError, project: &Project) -> anyhow::Error {
+fn sql_error(e: sluice_lake::LakeError, lake: &sluice_lake::Lake) -> anyhow::Error {
     let text = e.to_string();
     if text.contains("not found") || text.contains("No table named") {
-        let tables = project
-            .lake
+        let tables = lake
             .local_root()
             .map(|_| "run `sluice tables` to list the tables (as `schema.table`)".to_string());
         return UserError::error(text, tables);

@@ -10,10 +10,10 @@ use crate::project::Project;
 
 /// List the lake's tables.
 pub async fn tables(dir: Option<&Path>, reporter: &Reporter) -> Result<ExitCode> {
-    let project = Project::load(dir)?;
+    let lake = Project::lake_of(dir)?;
     let mut infos = Vec::new();
-    for name in project.lake.list().await? {
-        infos.push(project.lake.info(&name).await?);
+    for name in lake.list().await? {
+        infos.push(lake.info(&name).await?);
     }
     if reporter.json() {
         crate::outln!("{}", serde_json::to_string_pretty(&infos)?);
@@ -22,7 +22,7 @@ pub async fn tables(dir: Option<&Path>, reporter: &Reporter) -> Result<ExitCode>
     if infos.is_empty() {
         crate::outln!(
             "The lake at {} has no tables yet; `sluice run` loads the project's sources.",
-            project.lake.root()
+            lake.root()
         );
         return Ok(ExitCode::SUCCESS);
     }

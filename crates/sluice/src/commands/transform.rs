@@ -1,10 +1,11 @@
-//! `sluice transform compile|ls`: a dbt project, compiled.
+//! `sluice transform seed|run|test|build|compile|ls`: a dbt project, run.
 //!
 //! The dbt project is the folder `--project-dir` names (default: the
-//! current one). Running models (materializations) comes with the rest of
-//! issue 5; today the project is loaded, rendered and ordered as it would be
-//! for a run, which already reports every unknown ref, cycle, Jinja error
-//! and missing var.
+//! current one). Its profile's output chooses the engine: `type: sluice`
+//! runs on the lake (the profile output's `lake:`, else the lake of a
+//! `sluice.yml` in the same folder, else `<project>/.sluice/lake`).
+//! Artifacts (`manifest.json`, `run_results.json`) go to dbt's
+//! `target/` folder.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,10 +14,16 @@ use std::time::Instant;
 use anyhow::Result;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
+use sluice_lake::Lake;
+use sluice_transform::engine::Engine;
+use sluice_transform::engine::lake::LakeEngine;
 use sluice_transform::manifest::{Manifest, NodeKind, compile};
-use sluice_transform::{DbtProject, TransformError, profiles};
+use sluice_transform::profiles::Output;
+use sluice_transform::runner::{self, Command, Event, RunOptions, Status};
+use sluice_transform::select::{PreviousState, select};
+use sluice_transform::{DbtProject, TransformError, artifacts, profiles};
 
-use crate::cli::{TransformCommand, TransformOptions};
+use crate::cli::{TransformCommand, TransformOptions, TransformRunOptions};
 use crate::output::{Reporter, UserError, table};
 
 fn user(e: TransformError) -> anyhow::Error {
@@ -24,7 +31,13 @@ fn user(e: TransformError) -> anyhow::Error {
     UserError::error(e.to_string(), hint)
 }
 
-fn load(dir: Option<&Path>, o: &TransformOptions) -> Result<(DbtProject, Manifest)> {
+struct Loaded {
+    project: DbtProject,
+    output: Output,
+    manifest: Manifest,
+}
+
+fn load(dir: Option<&Path>, o: &TransformOptions) -> Result<Loaded> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => std::env::current_dir()?,
@@ -47,28 +60,231 @@ fn load(dir: Option<&Path>, o: &TransformOptions) -> Result<(DbtProject, Manifes
         })?,
     };
     let manifest = compile(&project, &output.target, &vars).map_err(user)?;
-    Ok((project, manifest))
+    Ok(Loaded {
+        project,
+        output,
+        manifest,
+    })
+}
+
+/// The nodes the selection flags leave, in build order.
+fn selected(l: &Loaded, o: &TransformOptions, tests_follow: bool) -> Result<Vec<String>> {
+    let previous = match &o.state {
+        Some(d) => Some(PreviousState::load(d).map_err(user)?),
+        None => None,
+    };
+    let set = select(
+        &l.manifest,
+        &o.select,
+        &o.exclude,
+        previous.as_ref(),
+        tests_follow,
+    )
+    .map_err(user)?;
+    Ok(l.manifest
+        .order
+        .iter()
+        .filter(|n| set.contains(*n))
+        .cloned()
+        .collect())
+}
+
+/// The lake a `type: sluice` output writes to.
+fn lake_of(project_dir: &Path, output: &Output) -> Result<Lake> {
+    if let Some(url) = output.settings.get("lake").and_then(Value::as_str) {
+        return Ok(Lake::from_config(project_dir, Some(url), [])?);
+    }
+    if project_dir.join("sluice.yml").exists() {
+        return Ok(crate::project::Project::load(Some(project_dir))?.lake);
+    }
+    Ok(Lake::from_config(project_dir, None, [])?)
+}
+
+async fn engine_for(l: &Loaded, run_id: &str) -> Result<Box<dyn Engine>> {
+    match l.output.target.kind.as_str() {
+        "sluice" => {
+            let lake = lake_of(&l.project.dir, &l.output)?;
+            let engine = LakeEngine::new(lake, run_id)
+                .await
+                .map_err(|e| UserError::error(format!("the lake: {e}"), None))?;
+            Ok(Box::new(engine))
+        }
+        other => Err(UserError::error(
+            format!(
+                "the `{other}` engine cannot run models yet (target `{}`)",
+                l.output.target.name
+            ),
+            Some(
+                "use an output with `type: sluice` (the lake) for seed, run, test and build".into(),
+            ),
+        )),
+    }
+}
+
+fn write_artifact(project: &DbtProject, name: &str, value: &Value) -> Result<()> {
+    let path = project.dir.join(&project.target_path).join(name);
+    artifacts::write_json(&path, value)
+        .map_err(|e| UserError::error(format!("cannot write `{}`: {e}", path.display()), None))
+}
+
+async fn run_command(
+    dir: Option<&Path>,
+    command: Command,
+    o: &TransformRunOptions,
+    reporter: &Reporter,
+) -> Result<ExitCode> {
+    let l = load(dir, &o.common)?;
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let follow = matches!(command, Command::Test | Command::Build);
+    let chosen = selected(&l, &o.common, follow)?;
+    write_artifact(
+        &l.project,
+        "manifest.json",
+        &artifacts::manifest_json(&l.manifest, &run_id),
+    )?;
+    let engine = engine_for(&l, &run_id).await?;
+    let opts = RunOptions {
+        full_refresh: o.full_refresh,
+        selected: Some(chosen.into_iter().collect()),
+        fail_fast: o.fail_fast,
+    };
+    let json = reporter.json();
+    if !json {
+        reporter.info(&format!(
+            "{} `{}` on {} ({})",
+            command.name(),
+            l.project.name,
+            engine.kind(),
+            engine.describe()
+        ));
+    }
+    let mut on_event = |e: Event<'_>| {
+        if json {
+            return;
+        }
+        if let Event::Done(i, total, r) = e {
+            let what = match r.kind {
+                NodeKind::Test => "test".to_string(),
+                NodeKind::Seed => "seed".to_string(),
+                NodeKind::Model => r.materialized.clone(),
+            };
+            let target = r.relation.clone().unwrap_or_else(|| r.name.clone());
+            let first = r.message.lines().next().unwrap_or_default();
+            crate::outln!(
+                "{i:>4} of {total} {:<5} {what:<11} {target}  {first}  [{:.2}s]",
+                label(r.status),
+                r.execution_time
+            );
+        }
+    };
+    let results = runner::execute(
+        &l.manifest,
+        &l.project.dir,
+        &l.project.target_path,
+        engine.as_ref(),
+        command,
+        &opts,
+        &mut on_event,
+    )
+    .await;
+    let args = json!({
+        "which": command.name(),
+        "select": o.common.select,
+        "exclude": o.common.exclude,
+        "full_refresh": o.full_refresh,
+        "target": l.output.target.name,
+        "project_dir": l.project.dir,
+    });
+    let rr = artifacts::run_results_json(&results, &run_id, engine.kind(), args);
+    write_artifact(&l.project, "run_results.json", &rr)?;
+    if json {
+        crate::outln!("{}", serde_json::to_string_pretty(&rr)?);
+    } else {
+        let bad: Vec<_> = results
+            .results
+            .iter()
+            .filter(|r| matches!(r.status, Status::Error | Status::Fail | Status::Warn))
+            .collect();
+        if !bad.is_empty() {
+            crate::outln!();
+            for r in bad {
+                let kind = if r.kind == NodeKind::Test {
+                    "test"
+                } else {
+                    r.kind.resource_type()
+                };
+                let word = if r.status == Status::Warn {
+                    "Warning in"
+                } else {
+                    "Failure in"
+                };
+                crate::outln!("{word} {kind} {}:", r.name);
+                for line in r.message.lines() {
+                    crate::outln!("  {line}");
+                }
+            }
+        }
+        crate::outln!();
+        crate::outln!(
+            "Finished {} {} nodes in {:.2}s.",
+            command.name(),
+            results.results.len(),
+            results.elapsed
+        );
+        crate::outln!("{}", results.summary_line());
+    }
+    Ok(if results.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn label(s: Status) -> &'static str {
+    match s {
+        Status::Success => "OK",
+        Status::Pass => "PASS",
+        Status::Warn => "WARN",
+        Status::Fail => "FAIL",
+        Status::Error => "ERROR",
+        Status::Skipped => "SKIP",
+    }
 }
 
 /// Run `sluice transform …`.
-pub fn transform(
+pub async fn transform(
     dir: Option<&Path>,
     command: &TransformCommand,
     reporter: &Reporter,
 ) -> Result<ExitCode> {
     let started = Instant::now();
     match command {
+        TransformCommand::Seed(o) => return run_command(dir, Command::Seed, o, reporter).await,
+        TransformCommand::Run(o) => return run_command(dir, Command::Run, o, reporter).await,
+        TransformCommand::Test(o) => return run_command(dir, Command::Test, o, reporter).await,
+        TransformCommand::Build(o) => return run_command(dir, Command::Build, o, reporter).await,
         TransformCommand::Compile(o) => {
-            let (project, manifest) = load(dir, o)?;
+            let l = load(dir, o)?;
+            let chosen: std::collections::HashSet<String> =
+                selected(&l, o, true)?.into_iter().collect();
+            write_artifact(
+                &l.project,
+                "manifest.json",
+                &artifacts::manifest_json(&l.manifest, &uuid::Uuid::now_v7().to_string()),
+            )?;
+            let (project, manifest) = (&l.project, &l.manifest);
             let out_dir = project
                 .dir
                 .join(&project.target_path)
                 .join("compiled")
                 .join(&project.name);
             let mut written = 0usize;
-            for node in manifest.nodes.values() {
+            for node in manifest.nodes.values().filter(|n| chosen.contains(&n.name)) {
                 let Some(sql) = &node.sql else { continue };
-                let path = out_dir.join(&node.path);
+                let path =
+                    project
+                        .dir
+                        .join(runner::compiled_path(manifest, &project.target_path, node));
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
@@ -79,10 +295,12 @@ pub fn transform(
                 let nodes: Vec<Value> = manifest
                     .order
                     .iter()
+                    .filter(|n| chosen.contains(*n))
                     .filter_map(|n| manifest.nodes.get(n))
                     .map(|n| {
                         json!({
                             "name": n.name,
+                            "resource_type": n.kind.resource_type(),
                             "path": n.path,
                             "materialized": n.materialized(),
                             "relation": n.relation.to_string(),
@@ -95,7 +313,7 @@ pub fn transform(
                 crate::outln!("{}", serde_json::to_string_pretty(&nodes)?);
             } else {
                 crate::outln!(
-                    "compiled {written} models of `{}` in {:.0} ms into {}",
+                    "compiled {written} nodes of `{}` in {:.0} ms into {}",
                     project.name,
                     started.elapsed().as_secs_f64() * 1000.0,
                     display(&out_dir)
@@ -103,16 +321,18 @@ pub fn transform(
             }
         }
         TransformCommand::Ls(o) => {
-            let (project, manifest) = load(dir, o)?;
+            let l = load(dir, o)?;
+            let chosen = selected(&l, o, !o.select.is_empty())?;
+            let (project, manifest) = (&l.project, &l.manifest);
             if reporter.json() {
-                let nodes: Vec<Value> = manifest
-                    .order
+                let nodes: Vec<Value> = chosen
                     .iter()
                     .filter_map(|n| manifest.nodes.get(n))
                     .map(|n| {
                         json!({
                             "name": n.name,
-                            "resource_type": if n.kind == NodeKind::Seed { "seed" } else { "model" },
+                            "unique_id": n.unique_id,
+                            "resource_type": n.kind.resource_type(),
                             "fqn": n.fqn,
                             "materialized": n.materialized(),
                             "relation": n.relation.to_string(),
@@ -124,22 +344,22 @@ pub fn transform(
                 crate::outln!("{}", serde_json::to_string_pretty(&nodes)?);
             } else {
                 let mut t = table(&["node", "type", "materialized", "relation", "depends on"]);
-                for n in manifest.order.iter().filter_map(|n| manifest.nodes.get(n)) {
+                for n in chosen.iter().filter_map(|n| manifest.nodes.get(n)) {
                     t.add_row(vec![
                         n.fqn.join("."),
-                        if n.kind == NodeKind::Seed {
-                            "seed"
-                        } else {
-                            "model"
-                        }
-                        .to_string(),
+                        n.kind.resource_type().to_string(),
                         n.materialized().to_string(),
                         n.relation.to_string(),
                         n.depends_on.join(", "),
                     ]);
                 }
                 crate::outln!("{t}");
-                crate::outln!("{}: {} nodes", project.name, manifest.nodes.len());
+                crate::outln!(
+                    "{}: {} of {} nodes",
+                    project.name,
+                    chosen.len(),
+                    manifest.nodes.len()
+                );
             }
         }
     }

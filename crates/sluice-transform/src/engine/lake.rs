@@ -1,0 +1,318 @@
+//! The lake engine: models run on DataFusion and land as Delta tables.
+//!
+//! - **table**: the query's batches stream into new parquet files; one
+//!   Delta commit removes the old files and adds the new ones (readers see
+//!   the old table or the new one), replacing the schema too.
+//! - **view**: the SQL is checked (planned), then stored as a lake view
+//!   (`_sluice_view.json`), planned again whenever a query names it.
+//! - **incremental**: append, or merge on `unique_key` (staged, then one
+//!   Delta MERGE), through the same writer loads use; `on_schema_change`
+//!   maps to the evolution rules.
+//! - **seed**: the CSV's batches, like a table.
+//!
+//! Every commit records the run and the node (`transform:<unique_id>`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use sluice_core::TableName;
+use sluice_core::config::{OnError, WriteMode};
+use sluice_core::connector::{Checkpoint, Destination, StreamWriter, WriteRequest};
+use sluice_core::evolution::EvolutionPolicy;
+use sluice_lake::{Lake, LakeDestination, QueryEngine, RelationKind};
+
+use super::{
+    Engine, EngineError, EngineResult, Existing, Incremental, OnSchemaChange, Outcome, TestOutcome,
+};
+use crate::jinja::Relation;
+use crate::seed::Seed;
+
+/// Models on the lake.
+pub struct LakeEngine {
+    lake: Lake,
+    destination: LakeDestination,
+    query: QueryEngine,
+    run_id: String,
+}
+
+impl std::fmt::Debug for LakeEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeEngine")
+            .field("lake", &self.lake.root().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::new(e.to_string())
+}
+
+fn table_name(r: &Relation) -> TableName {
+    TableName::new(&r.schema, &r.identifier)
+}
+
+impl LakeEngine {
+    /// An engine over `lake`; commits record `run_id`.
+    pub async fn new(lake: Lake, run_id: &str) -> EngineResult<LakeEngine> {
+        let query = QueryEngine::new(&lake).await.map_err(err)?;
+        Ok(LakeEngine {
+            destination: LakeDestination::new(lake.clone()),
+            lake,
+            query,
+            run_id: run_id.to_string(),
+        })
+    }
+
+    /// The SQL session (for tests and `sluice sql`-like use).
+    pub fn query(&self) -> &QueryEngine {
+        &self.query
+    }
+
+    async fn write(
+        &self,
+        relation: &Relation,
+        batches: futures::stream::BoxStream<'static, EngineResult<arrow::array::RecordBatch>>,
+        mode: WriteMode,
+        keys: Vec<String>,
+        full_refresh: bool,
+        evolution: EvolutionPolicy,
+    ) -> EngineResult<Outcome> {
+        let name = table_name(relation);
+        let request = WriteRequest {
+            table: name.clone(),
+            mode,
+            primary_key: keys,
+            full_refresh,
+            run_id: self.run_id.clone(),
+            stream_id: format!("transform:{name}"),
+            evolution,
+            on_error: OnError::Fail,
+        };
+        let mut writer = self.destination.open(request).await.map_err(err)?;
+        let result = drive(writer.as_mut(), batches).await;
+        match result {
+            Ok(outcome) => {
+                self.query.note(&name, RelationKind::Table);
+                Ok(outcome)
+            }
+            Err(e) => {
+                writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn stream(
+        &self,
+        sql: &str,
+    ) -> EngineResult<futures::stream::BoxStream<'static, EngineResult<arrow::array::RecordBatch>>>
+    {
+        let df = self.query.sql(sql).await.map_err(err)?;
+        let stream = df.execute_stream().await.map_err(err)?;
+        Ok(stream.map(|b| b.map_err(err)).boxed())
+    }
+}
+
+async fn drive(
+    writer: &mut dyn StreamWriter,
+    mut batches: futures::stream::BoxStream<'static, EngineResult<arrow::array::RecordBatch>>,
+) -> EngineResult<Outcome> {
+    while let Some(batch) = batches.next().await {
+        writer.write(batch?).await.map_err(err)?;
+    }
+    // A checkpoint the commit carries: the time, so later runs see a newer one.
+    let seq = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or_default();
+    let checkpoint = Checkpoint {
+        state: serde_json::Value::Null,
+        position: String::new(),
+    };
+    let mut outcome = Outcome::default();
+    for committed in [
+        writer.checkpoint(seq, &checkpoint).await.map_err(err)?,
+        writer.finish().await.map_err(err)?,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *outcome.rows.get_or_insert(0) += committed.rows;
+        outcome
+            .changes
+            .extend(committed.changes.iter().map(ToString::to_string));
+    }
+    Ok(outcome)
+}
+
+#[async_trait]
+impl Engine for LakeEngine {
+    fn kind(&self) -> &'static str {
+        "sluice"
+    }
+
+    fn describe(&self) -> String {
+        match self.lake.local_root() {
+            Some(p) => p.display().to_string(),
+            None => self.lake.root().to_string(),
+        }
+    }
+
+    async fn existing(&self, relation: &Relation) -> EngineResult<Option<Existing>> {
+        Ok(self
+            .lake
+            .relation_kind(&table_name(relation))
+            .await
+            .map_err(err)?
+            .map(|k| match k {
+                RelationKind::Table => Existing::Table,
+                RelationKind::View => Existing::View,
+            }))
+    }
+
+    async fn check(&self, sql: &str) -> EngineResult<()> {
+        self.query
+            .context()
+            .state()
+            .create_logical_plan(sql)
+            .await
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    async fn create_view(&self, relation: &Relation, sql: &str) -> EngineResult<Outcome> {
+        self.check(sql).await?;
+        let name = table_name(relation);
+        self.lake
+            .create_view(&name, sql, Some(&self.run_id))
+            .await
+            .map_err(err)?;
+        self.query.note(&name, RelationKind::View);
+        Ok(Outcome::default())
+    }
+
+    async fn create_table(&self, relation: &Relation, sql: &str) -> EngineResult<Outcome> {
+        let batches = self.stream(sql).await?;
+        let name = table_name(relation);
+        if self.lake.relation_kind(&name).await.map_err(err)? == Some(RelationKind::View) {
+            // The plan above already holds what the view read.
+            self.lake.drop_relation(&name).await.map_err(err)?;
+            self.query.forget(&name);
+        }
+        self.write(
+            relation,
+            batches,
+            WriteMode::Overwrite,
+            Vec::new(),
+            true,
+            EvolutionPolicy::default(),
+        )
+        .await
+    }
+
+    async fn incremental(
+        &self,
+        relation: &Relation,
+        sql: &str,
+        strategy: &Incremental,
+        on_schema_change: OnSchemaChange,
+    ) -> EngineResult<Outcome> {
+        let name = table_name(relation);
+        let mut batches = self.stream(sql).await?;
+        if on_schema_change == OnSchemaChange::Ignore {
+            // Only the table's columns are written; new ones are dropped.
+            let current = self
+                .destination
+                .table_schema(&name)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| EngineError::new(format!("table {name} vanished")))?;
+            let keep: Arc<Vec<String>> =
+                Arc::new(current.fields().iter().map(|f| f.name().clone()).collect());
+            batches = batches
+                .map(move |b| {
+                    let b = b?;
+                    let idx: Vec<usize> = keep
+                        .iter()
+                        .filter_map(|k| b.schema().index_of(k).ok())
+                        .collect();
+                    b.project(&idx).map_err(err)
+                })
+                .boxed();
+        }
+        let evolution = EvolutionPolicy {
+            widen_to_string: false,
+            frozen: on_schema_change == OnSchemaChange::Fail,
+        };
+        let (mode, keys) = match strategy {
+            Incremental::Append => (WriteMode::Append, Vec::new()),
+            Incremental::Merge(k) | Incremental::DeleteInsert(k) => (WriteMode::Merge, k.clone()),
+        };
+        self.write(relation, batches, mode, keys, false, evolution)
+            .await
+    }
+
+    async fn load_seed(&self, relation: &Relation, seed: Seed) -> EngineResult<Outcome> {
+        let name = table_name(relation);
+        if self.lake.relation_kind(&name).await.map_err(err)? == Some(RelationKind::View) {
+            self.lake.drop_relation(&name).await.map_err(err)?;
+            self.query.forget(&name);
+        }
+        let batches = futures::stream::iter(seed.batches.into_iter().map(Ok)).boxed();
+        self.write(
+            relation,
+            batches,
+            WriteMode::Overwrite,
+            Vec::new(),
+            true,
+            EvolutionPolicy::default(),
+        )
+        .await
+    }
+
+    async fn run_test(&self, sql: &str) -> EngineResult<TestOutcome> {
+        use arrow::array::{Array, AsArray};
+        let batches = self
+            .query
+            .sql(sql)
+            .await
+            .map_err(err)?
+            .collect()
+            .await
+            .map_err(err)?;
+        let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+            return Err(EngineError::new("the test query returned no row"));
+        };
+        let int = |i: usize| -> EngineResult<u64> {
+            let col = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64)
+                .map_err(err)?;
+            let col = col.as_primitive::<arrow::datatypes::Int64Type>();
+            Ok(if col.is_null(0) {
+                0
+            } else {
+                u64::try_from(col.value(0)).unwrap_or_default()
+            })
+        };
+        let flag = |i: usize| -> EngineResult<bool> {
+            let col = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Boolean)
+                .map_err(err)?;
+            let col = col.as_boolean();
+            Ok(!col.is_null(0) && col.value(0))
+        };
+        if b.num_columns() < 3 {
+            return Err(EngineError::new(
+                "the test query must return failures, should_warn, should_error",
+            ));
+        }
+        Ok(TestOutcome {
+            failures: int(0)?,
+            should_warn: flag(1)?,
+            should_error: flag(2)?,
+        })
+    }
+
+    async fn drop(&self, relation: &Relation) -> EngineResult<()> {
+        let name = table_name(relation);
+        self.lake.drop_relation(&name).await.map_err(err)?;
+        self.query.forget(&name);
+        Ok(())
+    }
+}
