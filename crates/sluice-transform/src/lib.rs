@@ -10,8 +10,9 @@
 //! this, target, project macros); [`manifest`] compiles the project: final
 //! configs (project trees < properties < `config()`), relations
 //! (`generate_schema_name`, aliases), compiled SQL, dependencies and build
-//! order (cycles refused). Materializations and the `sluice transform`
-//! commands build on these.
+//! order (cycles refused); [`seed`] reads a seed CSV into Arrow batches with
+//! the column types dbt would infer. Materializations and the
+//! `sluice transform` commands build on these.
 
 pub mod config;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod manifest;
 pub mod profiles;
 pub mod project;
 pub mod properties;
+pub mod seed;
 
 pub use error::{Result, TransformError};
 pub use project::{DbtProject, FileKind, ProjectFile};
