@@ -42,6 +42,19 @@ pub enum TransformError {
         /// What is wrong (an unknown ref, a missing var, a syntax error).
         message: String,
     },
+    /// A seed CSV cannot be loaded: its shape (header, field counts,
+    /// encoding), a value under `column_types`, or the config itself.
+    #[error("{path}{}: {message}", location(*line, None))]
+    Seed {
+        /// The CSV file.
+        path: PathBuf,
+        /// 1-based physical line in the file, when the problem has one.
+        line: Option<usize>,
+        /// What is wrong, naming the column when there is one.
+        message: String,
+        /// What to do.
+        hint: Option<String>,
+    },
     /// The project is not usable as it is (a missing key, a clash).
     #[error("{message}")]
     Project {
@@ -64,7 +77,9 @@ impl TransformError {
     /// What to do about it, when there is something to say.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            Self::Yaml { hint, .. } | Self::Project { hint, .. } => hint.as_deref(),
+            Self::Yaml { hint, .. } | Self::Seed { hint, .. } | Self::Project { hint, .. } => {
+                hint.as_deref()
+            }
             Self::Io { .. } | Self::Template { .. } => None,
         }
     }

@@ -10,8 +10,12 @@
 //! this, target, project macros); [`manifest`] compiles the project: final
 //! configs (project trees < properties < `config()`), relations
 //! (`generate_schema_name`, aliases), compiled SQL, dependencies and build
-//! order (cycles refused). Materializations and the `sluice transform`
-//! commands build on these.
+//! order (cycles refused); [`seed`] reads a seed CSV into Arrow batches with
+//! the column types dbt would infer; [`testing`] turns data tests into
+//! nodes; [`select`] is dbt's selection syntax; [`engine`] runs
+//! materializations (the lake: [`engine::lake`]); [`runner`] runs `seed`,
+//! `run`, `test` and `build` with dbt's skip rules; [`artifacts`] writes
+//! `manifest.json` and `run_results.json`.
 
 pub mod artifacts;
 pub mod config;
