@@ -117,7 +117,8 @@ pub struct NodeResult {
     pub materialized: String,
     /// Outcome.
     pub status: Status,
-    /// For people: `OK created view`, the error, `Got 3 results, configured to fail if != 0`.
+    /// For people: `CREATE VIEW`, `SELECT 60`, `INSERT 24`, `PASS`, the
+    /// error, `Got 3 results, configured to fail if != 0`.
     pub message: String,
     /// Test failures.
     pub failures: Option<u64>,
@@ -135,6 +136,8 @@ pub struct NodeResult {
     pub compiled_sql: Option<String>,
     /// Where that SQL was written, relative to the project.
     pub compiled_path: Option<PathBuf>,
+    /// Dialect warnings about its SQL (with the compiled SQL's line).
+    pub warnings: Vec<String>,
 }
 
 /// The whole run.
@@ -294,6 +297,12 @@ pub async fn execute(
         let blocked_by = node.depends_on.iter().find(|d| {
             through(d, &broken) || (node.kind != NodeKind::Test && untrusted.contains(*d))
         });
+        let warnings = match (&node.sql, node.kind, blocked_by.is_none() && !stop) {
+            (Some(sql), NodeKind::Model, true) if node.materialized() != "ephemeral" => {
+                engine.lint(sql).await
+            }
+            _ => Vec::new(),
+        };
         let (status, message, outcome, failures, sql) = if stop {
             (
                 Status::Skipped,
@@ -359,6 +368,7 @@ pub async fn execute(
             relation: (node.kind != NodeKind::Test).then(|| node.relation.to_string()),
             compiled_sql: sql,
             compiled_path,
+            warnings,
         };
         on_event(Event::Done(i + 1, total, &result));
         results.push(result);
@@ -525,11 +535,11 @@ async fn run_model(
         "view" => engine
             .create_view(&node.relation, &sql)
             .await
-            .map(|o| (o, format!("CREATE VIEW {}", node.relation), sql.clone())),
+            .map(|o| (o, "CREATE VIEW".to_string(), sql.clone())),
         "table" => engine
             .create_table(&node.relation, &sql)
             .await
-            .map(|o| (o, format!("CREATE TABLE {}", node.relation), sql.clone())),
+            .map(|o| (o, "SELECT".to_string(), sql.clone())),
         "incremental" => {
             let full_refresh = match node.config.get("full_refresh").and_then(Value::as_bool) {
                 Some(v) => v,
@@ -543,7 +553,7 @@ async fn run_model(
                 engine
                     .create_table(&node.relation, &sql)
                     .await
-                    .map(|o| (o, format!("CREATE TABLE {}", node.relation), sql.clone()))
+                    .map(|o| (o, "SELECT".to_string(), sql.clone()))
             } else {
                 let sql = match manifest.incremental_sql(&node.name) {
                     Ok(s) => s,
@@ -595,14 +605,14 @@ async fn run_model(
                     );
                 };
                 let verb = match &strategy {
-                    Incremental::Append => "INSERT INTO",
-                    Incremental::Merge(_) => "MERGE INTO",
-                    Incremental::DeleteInsert(_) => "DELETE+INSERT INTO",
+                    Incremental::Append => "INSERT",
+                    Incremental::Merge(_) => "MERGE",
+                    Incremental::DeleteInsert(_) => "DELETE+INSERT",
                 };
                 engine
                     .incremental(&node.relation, &sql, &strategy, osc)
                     .await
-                    .map(|o| (o, format!("{verb} {}", node.relation), sql.clone()))
+                    .map(|o| (o, verb.to_string(), sql.clone()))
             }
         }
         other => {
@@ -618,7 +628,7 @@ async fn run_model(
     match result {
         Ok((outcome, message, sql)) => {
             let message = match outcome.rows {
-                Some(r) => format!("{message} ({r} rows)"),
+                Some(r) => format!("{message} {r}"),
                 None => message,
             };
             let message = if outcome.changes.is_empty() {
@@ -655,11 +665,8 @@ pub fn locate(message: &str, sql: &str) -> Option<usize> {
                     .collect::<String>()
             })
         })?;
-    let name = name
-        .rsplit('.')
-        .next()
-        .unwrap_or(&name)
-        .to_ascii_lowercase();
+    let name = name.trim_end_matches('.');
+    let name = name.rsplit('.').next().unwrap_or(name).to_ascii_lowercase();
     if name.is_empty() {
         return None;
     }

@@ -216,15 +216,53 @@ impl Engine for LakeEngine {
         on_schema_change: OnSchemaChange,
     ) -> EngineResult<Outcome> {
         let name = table_name(relation);
-        let mut batches = self.stream(sql).await?;
+        let current = self
+            .destination
+            .table_schema(&name)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| EngineError::new(format!("table {name} vanished")))?;
+        let df = self.query.sql(sql).await.map_err(err)?;
+        if on_schema_change == OnSchemaChange::Fail {
+            let has =
+                |s: &arrow::datatypes::Schema, n: &str| s.fields().iter().any(|f| f.name() == n);
+            let produced = df.schema().as_arrow().clone();
+            let added: Vec<&str> = produced
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .filter(|n| !has(&current, n))
+                .collect();
+            let removed: Vec<&str> = current
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .filter(|n| !has(&produced, n))
+                .collect();
+            if !added.is_empty() || !removed.is_empty() {
+                return Err(EngineError::new(format!(
+                    "on_schema_change is `fail` and the columns changed (added: {}; removed: {}); run with --full-refresh to rebuild the table, or set on_schema_change to append_new_columns",
+                    if added.is_empty() {
+                        "none".to_string()
+                    } else {
+                        added.join(", ")
+                    },
+                    if removed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        removed.join(", ")
+                    },
+                )));
+            }
+        }
+        let mut batches = df
+            .execute_stream()
+            .await
+            .map_err(err)?
+            .map(|b| b.map_err(err))
+            .boxed();
         if on_schema_change == OnSchemaChange::Ignore {
             // Only the table's columns are written; new ones are dropped.
-            let current = self
-                .destination
-                .table_schema(&name)
-                .await
-                .map_err(err)?
-                .ok_or_else(|| EngineError::new(format!("table {name} vanished")))?;
             let keep: Arc<Vec<String>> =
                 Arc::new(current.fields().iter().map(|f| f.name().clone()).collect());
             batches = batches
@@ -309,10 +347,102 @@ impl Engine for LakeEngine {
         })
     }
 
+    async fn lint(&self, sql: &str) -> Vec<String> {
+        match self.query.context().state().create_logical_plan(sql).await {
+            Ok(plan) => integer_divisions(&plan, sql),
+            Err(_) => Vec::new(),
+        }
+    }
+
     async fn drop(&self, relation: &Relation) -> EngineResult<()> {
         let name = table_name(relation);
         self.lake.drop_relation(&name).await.map_err(err)?;
         self.query.forget(&name);
         Ok(())
     }
+}
+
+/// Every `integer / integer` in the plan, located in `sql` where the text
+/// shows it: DataFusion (like PostgreSQL) truncates it, where DuckDB,
+/// Snowflake and BigQuery give a fraction.
+fn integer_divisions(plan: &datafusion::logical_expr::LogicalPlan, sql: &str) -> Vec<String> {
+    use datafusion::common::DFSchema;
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator};
+    let mut found: Vec<(String, String)> = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        let inputs = node.inputs();
+        let mut schema = match inputs.first() {
+            Some(i) => i.schema().as_ref().clone(),
+            None => node.schema().as_ref().clone(),
+        };
+        for other in inputs.iter().skip(1) {
+            schema.merge(other.schema());
+        }
+        let schema: DFSchema = schema;
+        for e in node.expressions() {
+            let _ = e.apply(|x| {
+                if let Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op: Operator::Divide,
+                    right,
+                }) = x
+                {
+                    let int = |side: &Expr| side.get_type(&schema).is_ok_and(|t| t.is_integer());
+                    if int(left) && int(right) {
+                        let pair = (operand(left), operand(right));
+                        if !found.contains(&pair) {
+                            found.push(pair);
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+        .into_iter()
+        .map(|(l, r)| {
+            let at = sql
+                .lines()
+                .position(|line| {
+                    line.contains('/') && contains_word(line, &r) && (l.is_empty() || contains_word(line, &l))
+                })
+                .map(|i| format!("line {}: ", i + 1))
+                .unwrap_or_default();
+            let shown = if l.is_empty() { format!("… / {r}") } else { format!("{l} / {r}") };
+            format!(
+                "{at}`{shown}` divides integers: the lake truncates it (7 / 2 = 3), as PostgreSQL does; DuckDB, Snowflake and BigQuery give 3.5. Write `{}` for a fraction",
+                if l.is_empty() { format!("… / {r}.0") } else { format!("{l} * 1.0 / {r}") }
+            )
+        })
+        .collect()
+}
+
+/// How an operand reads in SQL: a column's name or a literal's text.
+fn operand(e: &datafusion::logical_expr::Expr) -> String {
+    use datafusion::logical_expr::Expr;
+    match e {
+        Expr::Column(c) => c.name.clone(),
+        Expr::Literal(v, _) => v.to_string(),
+        Expr::Cast(c) => operand(&c.expr),
+        Expr::TryCast(c) => operand(&c.expr),
+        Expr::Alias(a) => operand(&a.expr),
+        _ => String::new(),
+    }
+}
+
+fn contains_word(line: &str, word: &str) -> bool {
+    if word.is_empty() {
+        return false;
+    }
+    let lower = line.to_ascii_lowercase();
+    let word = word.to_ascii_lowercase();
+    lower.match_indices(&word).any(|(i, _)| {
+        let before = lower[..i].chars().next_back();
+        let after = lower[i + word.len()..].chars().next();
+        let edge = |c: Option<char>| c.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_');
+        edge(before) && edge(after)
+    })
 }

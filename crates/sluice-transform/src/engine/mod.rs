@@ -144,4 +144,11 @@ pub trait Engine: Send + Sync {
 
     /// Drop whatever is at `relation`.
     async fn drop(&self, relation: &Relation) -> EngineResult<()>;
+
+    /// Where `sql` would surprise someone used to another warehouse
+    /// (integer division on the lake): one warning per place, with its line.
+    async fn lint(&self, sql: &str) -> Vec<String> {
+        let _ = sql;
+        Vec::new()
+    }
 }

@@ -70,6 +70,10 @@ fn load(dir: Option<&Path>, o: &TransformOptions) -> Result<Loaded> {
 /// The nodes the selection flags leave, in build order.
 fn selected(l: &Loaded, o: &TransformOptions, tests_follow: bool) -> Result<Vec<String>> {
     let previous = match &o.state {
+        // Relative to the current folder, as in dbt, else to the project.
+        Some(d) if d.is_relative() && !d.exists() => {
+            Some(PreviousState::load(&l.project.dir.join(d)).map_err(user)?)
+        }
         Some(d) => Some(PreviousState::load(d).map_err(user)?),
         None => None,
     };
@@ -163,15 +167,27 @@ async fn run_command(
             return;
         }
         if let Event::Done(i, total, r) = e {
+            for w in &r.warnings {
+                let path = r
+                    .compiled_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| r.name.clone());
+                reporter.warn(&format!("model `{}` ({path}) {w}", r.name));
+            }
             let what = match r.kind {
                 NodeKind::Test => "test".to_string(),
                 NodeKind::Seed => "seed".to_string(),
                 NodeKind::Model => r.materialized.clone(),
             };
             let target = r.relation.clone().unwrap_or_else(|| r.name.clone());
-            let first = r.message.lines().next().unwrap_or_default();
+            let first = match r.status {
+                Status::Success | Status::Pass => r.message.as_str(),
+                Status::Skipped => "SKIP",
+                _ => label(r.status),
+            };
             crate::outln!(
-                "{i:>4} of {total} {:<5} {what:<11} {target}  {first}  [{:.2}s]",
+                "{i:>4} of {total} {:<5} {what:<11} {target}  [{first} in {:.2}s]",
                 label(r.status),
                 r.execution_time
             );

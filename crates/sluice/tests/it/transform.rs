@@ -108,3 +108,434 @@ fn errors_are_located_with_hints() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--vars"));
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Rows of `query` through `sluice sql`, as JSON objects.
+fn rows(dir: &Path, query: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let out = sluice(dir, &["sql", "--format", "jsonl", query]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A row as text with numbers rounded, for order-free comparison.
+fn canonical(row: &serde_json::Map<String, serde_json::Value>) -> String {
+    row.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::Number(n) => format!("{k}={:.6}", n.as_f64().unwrap()),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+#[test]
+fn the_shop_fixture_builds_with_the_same_tables_as_dbt_duckdb() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dbt/shop");
+    copy_dir(&fixture, dir);
+    let out = sluice(dir, &["transform", "build"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("Done. PASS=28 WARN=0 ERROR=0 SKIP=0 TOTAL=28"),
+        "{shown}"
+    );
+    for table in [
+        "raw_riders",
+        "raw_rentals",
+        "raw_charges",
+        "stg_riders",
+        "stg_rentals",
+        "stg_charges",
+        "rider_activity",
+        "rental_payments",
+    ] {
+        let golden: Vec<serde_json::Map<String, serde_json::Value>> =
+            std::fs::read_to_string(fixture.join(format!("golden/{table}.jsonl")))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        let ours = rows(dir, &format!("select * from main.{table}"));
+        let columns: Vec<String> = rows(
+            dir,
+            &format!("select column_name from information_schema.columns where table_schema = 'main' and table_name = '{table}' order by ordinal_position"),
+        )
+        .iter()
+        .map(|r| r["column_name"].as_str().unwrap().to_string())
+        .collect();
+        assert_eq!(
+            columns,
+            golden[0].keys().cloned().collect::<Vec<_>>(),
+            "{table}: columns"
+        );
+        let mut a: Vec<String> = ours.iter().map(canonical).collect();
+        let mut b: Vec<String> = golden
+            .iter()
+            .map(|r| {
+                // sluice sql leaves NULLs out of a JSON row; so does the comparison.
+                let kept: serde_json::Map<String, serde_json::Value> = r
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                canonical(&kept)
+            })
+            .collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{table}: rows differ from dbt-duckdb's");
+    }
+    // dbt's artifacts, readable as dbt's.
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("target/run_results.json")).unwrap())
+            .unwrap();
+    let results = results["results"].as_array().unwrap();
+    assert_eq!(results.len(), 28);
+    assert_eq!(results.iter().filter(|r| r["status"] == "pass").count(), 20);
+    assert!(results.iter().all(|r| r["unique_id"].is_string()));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let nodes = manifest["nodes"].as_object().unwrap();
+    assert_eq!(nodes.len(), 28);
+    let test = nodes
+        .values()
+        .find(|n| n["name"] == "relationships_stg_rentals_rider_id__rider_id__ref_stg_riders_")
+        .unwrap();
+    assert_eq!(test["test_metadata"]["name"], "relationships");
+    assert_eq!(test["attached_node"], "model.shop.stg_rentals");
+    assert_eq!(
+        manifest["parent_map"]["model.shop.rider_activity"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Views are views: the lake holds 5 tables and 3 views, all queryable.
+    let out = sluice(dir, &["--json", "tables"]);
+    let tables: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tables.as_array().unwrap().len(), 5);
+    assert_eq!(
+        rows(dir, "select count(*) as n from main.stg_rentals")[0]["n"],
+        60
+    );
+}
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "dbt_project.yml",
+        "name: p\nprofile: p\nmodels:\n  p:\n    +materialized: table\n",
+    );
+    write(
+        d.path(),
+        "profiles.yml",
+        "p:\n  target: dev\n  outputs:\n    dev: {type: sluice, schema: main}\n",
+    );
+    for (path, body) in files {
+        write(d.path(), path, body);
+    }
+    d
+}
+
+#[test]
+fn a_failing_test_skips_what_is_downstream_and_errors_point_at_the_compiled_line() {
+    let d = project(&[
+        (
+            "seeds/people.csv",
+            "id,name,age\n1,ann,30\n2,,41\n2,bob,17\n",
+        ),
+        (
+            "models/adults.sql",
+            "select id, name from {{ ref('people') }} where age >= 18",
+        ),
+        (
+            "models/named.sql",
+            "select * from {{ ref('adults') }} where name is not null",
+        ),
+        (
+            "models/bad.sql",
+            "select id,\n  nickname\nfrom {{ ref('people') }}",
+        ),
+        ("models/after_bad.sql", "select * from {{ ref('bad') }}"),
+        ("models/ages.sql", "select age from {{ ref('people') }}"),
+        (
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: adults\n    columns:\n      - name: name\n        tests: [not_null]\n      - name: id\n        tests:\n          - unique:\n              config: {severity: warn}\n  - name: named\n    columns:\n      - name: id\n        tests:\n          - not_null:\n              config: {store_failures: true}\n",
+        ),
+        (
+            "tests/no_minors.sql",
+            "select * from {{ ref('ages') }} where age < 18",
+        ),
+    ]);
+    let dir = d.path();
+    let out = sluice(dir, &["transform", "build"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    // not_null on adults.name fails → named (its child) and named's test are skipped.
+    assert!(
+        shown.contains("Done. PASS=4 WARN=0 ERROR=3 SKIP=3 TOTAL=10"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Failure in test not_null_adults_name"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Got 1 result, configured to fail if != 0"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("model `bad` (models/bad.sql)") && shown.contains("nickname"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("compiled SQL: target/compiled/p/models/bad.sql, line 2"),
+        "{shown}"
+    );
+    assert!(shown.contains("Failure in test no_minors"), "{shown}");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("target/run_results.json")).unwrap())
+            .unwrap();
+    let status = |name: &str| {
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["unique_id"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!(".{name}"))
+            })
+            .map(|r| r["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(status("named"), "skipped");
+    assert_eq!(status("after_bad"), "skipped");
+    assert_eq!(status("bad"), "error");
+    assert_eq!(status("not_null_adults_name"), "fail");
+    // With the bad model and the failing test out, the warn test warns and
+    // store_failures keeps the failing rows.
+    write(
+        dir,
+        "seeds/people.csv",
+        "id,name,age\n1,ann,30\n2,cy,41\n2,bob,19\n3,,50\n",
+    );
+    write(dir, "models/named.sql", "select * from {{ ref('adults') }}");
+    write(
+        dir,
+        "models/schema.yml",
+        "version: 2\nmodels:\n  - name: adults\n    columns:\n      - name: id\n        tests:\n          - unique:\n              config: {severity: warn}\n  - name: named\n    columns:\n      - name: name\n        tests:\n          - not_null:\n              config: {store_failures: true, severity: warn}\n",
+    );
+    let out = sluice(
+        dir,
+        &[
+            "transform",
+            "build",
+            "--exclude",
+            "bad",
+            "after_bad",
+            "no_minors",
+        ],
+    );
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("Done. PASS=4 WARN=2 ERROR=0 SKIP=0 TOTAL=6"),
+        "{shown}"
+    );
+    let failing = rows(
+        dir,
+        "select count(*) as n from main_dbt_test__audit.not_null_named_name",
+    );
+    assert_eq!(failing[0]["n"], 1);
+}
+
+#[test]
+fn incremental_models_merge_append_and_rebuild_on_full_refresh() {
+    let d = project(&[
+        (
+            "seeds/events.csv",
+            "id,kind,amount\n1,a,10\n2,b,20\n3,a,30\n",
+        ),
+        (
+            "models/totals.sql",
+            "{{ config(materialized='incremental', unique_key='id', incremental_strategy='merge') }}\nselect id, kind, amount from {{ ref('events') }}\n{% if is_incremental() %}where id >= (select max(id) from {{ this }}){% endif %}",
+        ),
+        (
+            "models/log.sql",
+            "{{ config(materialized='incremental') }}\nselect id, amount from {{ ref('events') }}\n{% if is_incremental() %}where id > (select max(id) from {{ this }}){% endif %}",
+        ),
+    ]);
+    let dir = d.path();
+    let out = sluice(dir, &["transform", "build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // New rows and a change to the last one.
+    write(
+        dir,
+        "seeds/events.csv",
+        "id,kind,amount\n1,a,10\n2,b,20\n3,a,35\n4,c,40\n5,c,50\n",
+    );
+    let out = sluice(dir, &["transform", "build"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("MERGE 3"), "{shown}");
+    assert!(shown.contains("INSERT 2"), "{shown}");
+    let t = rows(dir, "select id, amount from main.totals order by id");
+    let amounts: Vec<i64> = t.iter().map(|r| r["amount"].as_i64().unwrap()).collect();
+    assert_eq!(amounts, vec![10, 20, 35, 40, 50]);
+    let l = rows(dir, "select count(*) as n, sum(amount) as s from main.log");
+    assert_eq!(
+        (l[0]["n"].as_i64(), l[0]["s"].as_i64()),
+        (Some(5), Some(150))
+    );
+    // A new column is ignored by default, and fails the run with on_schema_change: fail.
+    write(
+        dir,
+        "models/log.sql",
+        "{{ config(materialized='incremental', on_schema_change='fail') }}\nselect id, amount, kind from {{ ref('events') }}\n{% if is_incremental() %}where id > (select max(id) from {{ this }}){% endif %}",
+    );
+    let out = sluice(dir, &["transform", "run", "-s", "log"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("kind"), "{}", text(&out));
+    // --full-refresh rebuilds it with the new column.
+    let out = sluice(dir, &["transform", "run", "-s", "log", "--full-refresh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let l = rows(dir, "select count(*) as n, count(kind) as k from main.log");
+    assert_eq!((l[0]["n"].as_i64(), l[0]["k"].as_i64()), (Some(5), Some(5)));
+}
+
+#[test]
+fn ephemeral_models_are_ctes_and_a_view_can_become_a_table() {
+    let d = project(&[
+        ("seeds/nums.csv", "n\n1\n2\n3\n4\n"),
+        (
+            "models/evens.sql",
+            "{{ config(materialized='ephemeral') }}\nselect n from {{ ref('nums') }} where n % 2 = 0",
+        ),
+        (
+            "models/doubled.sql",
+            "{{ config(materialized='view') }}\nwith e as (select n from {{ ref('evens') }})\nselect n * 2 as d from e",
+        ),
+        (
+            "models/ratio.sql",
+            "select n / 2 as half from {{ ref('nums') }}",
+        ),
+    ]);
+    let dir = d.path();
+    let out = sluice(dir, &["transform", "build"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    // The ephemeral model ran as a CTE, not as a node.
+    assert!(shown.contains("TOTAL=3"), "{shown}");
+    let compiled =
+        std::fs::read_to_string(dir.join("target/compiled/p/models/doubled.sql")).unwrap();
+    assert!(
+        compiled.starts_with("\nwith __dbt__cte__evens as (")
+            || compiled.contains("with __dbt__cte__evens as ("),
+        "{compiled}"
+    );
+    // Integer division is flagged, with the model and its line.
+    assert!(
+        shown.contains("model `ratio`") && shown.contains("line 1: `n / 2` divides integers"),
+        "{shown}"
+    );
+    let r = rows(dir, "select d from main.doubled order by d");
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[1]["d"], 8);
+    // The view becomes a table; its readers see the same rows.
+    write(
+        dir,
+        "models/doubled.sql",
+        "with e as (select n from {{ ref('evens') }})\nselect n * 2 as d from e",
+    );
+    let out = sluice(dir, &["transform", "run", "-s", "doubled"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sluice(dir, &["--json", "tables"]);
+    let tables: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        tables
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "main.doubled"),
+        "{tables}"
+    );
+    assert_eq!(
+        rows(dir, "select sum(d) as s from main.doubled")[0]["s"],
+        12
+    );
+}
+
+#[test]
+fn selection_picks_nodes_like_dbt_and_state_modified_compares_with_a_previous_manifest() {
+    let d = project(&[
+        ("seeds/s.csv", "id\n1\n"),
+        (
+            "models/a.sql",
+            "{{ config(tags=['nightly']) }}select * from {{ ref('s') }}",
+        ),
+        ("models/b.sql", "select * from {{ ref('a') }}"),
+        ("models/c.sql", "select * from {{ ref('b') }}"),
+    ]);
+    let dir = d.path();
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--json", "transform", "ls"];
+        all.extend_from_slice(args);
+        let out = sluice(dir, &all);
+        assert!(out.status.success(), "{}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&["-s", "+b"]), vec!["s", "a", "b"]);
+    assert_eq!(names(&["-s", "a+", "--exclude", "c"]), vec!["a", "b"]);
+    assert_eq!(names(&["-s", "tag:nightly"]), vec!["a"]);
+    let out = sluice(dir, &["transform", "build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::rename(dir.join("target"), dir.join("prev")).unwrap();
+    write(
+        dir,
+        "models/b.sql",
+        "select id, 1 as one from {{ ref('a') }}",
+    );
+    assert_eq!(
+        names(&["-s", "state:modified+", "--state", "prev"]),
+        vec!["b", "c"]
+    );
+    let out = sluice(dir, &["transform", "run", "-s", "nope"]);
+    assert!(text(&out).contains("TOTAL=0"), "{}", text(&out));
+    let out = sluice(dir, &["transform", "ls", "-s", "state:modified"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--state"), "{}", text(&out));
+}
