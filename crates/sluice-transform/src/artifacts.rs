@@ -89,7 +89,7 @@ fn node_json(m: &Manifest, node: &Node) -> Value {
         "compiled_code": node.sql,
         "relation_name": match (node.kind, node.materialized()) {
             (NodeKind::Model, "ephemeral") => Value::Null,
-            (NodeKind::Test, _) => Value::Null,
+            (NodeKind::Test | NodeKind::UnitTest, _) => Value::Null,
             _ => Value::from(node.relation.to_string()),
         },
     });
@@ -149,8 +149,13 @@ pub fn manifest_json(m: &Manifest, invocation_id: &str) -> Value {
         parent_map.entry(n.unique_id.clone()).or_default();
         child_map.entry(n.unique_id.clone()).or_default();
     }
+    let mut unit_tests = Map::new();
     for n in m.nodes.values() {
         let j = node_json(m, n);
+        if n.kind == NodeKind::UnitTest {
+            unit_tests.insert(n.unique_id.clone(), j);
+            continue;
+        }
         if let Some(Value::Array(deps)) = j.pointer("/depends_on/nodes") {
             for d in deps.iter().filter_map(Value::as_str) {
                 parent_map
@@ -206,7 +211,7 @@ pub fn manifest_json(m: &Manifest, invocation_id: &str) -> Value {
         "group_map": {},
         "saved_queries": {},
         "semantic_models": {},
-        "unit_tests": {},
+        "unit_tests": unit_tests,
     })
 }
 

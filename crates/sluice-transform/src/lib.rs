@@ -15,7 +15,8 @@
 //! nodes; [`select`] is dbt's selection syntax; [`engine`] runs
 //! materializations (the lake: [`engine::lake`]); [`runner`] runs `seed`,
 //! `run`, `test` and `build` with dbt's skip rules; [`artifacts`] writes
-//! `manifest.json` and `run_results.json`.
+//! `manifest.json` and `run_results.json`; [`unit`] runs YAML unit tests
+//! in-process.
 
 pub mod artifacts;
 pub mod config;
@@ -30,6 +31,7 @@ pub mod runner;
 pub mod seed;
 pub mod select;
 pub mod testing;
+pub mod unit;
 
 pub use error::{Result, TransformError};
 pub use project::{DbtProject, FileKind, ProjectFile};

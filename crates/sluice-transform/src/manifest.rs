@@ -33,6 +33,10 @@ pub enum NodeKind {
     Seed,
     /// A data test (generic or singular).
     Test,
+    /// A snapshot (`{% snapshot %}` block): a type-2 history of a query.
+    Snapshot,
+    /// A YAML unit test: a model run on given rows, in-process.
+    UnitTest,
 }
 
 impl NodeKind {
@@ -42,6 +46,8 @@ impl NodeKind {
             NodeKind::Model => "model",
             NodeKind::Seed => "seed",
             NodeKind::Test => "test",
+            NodeKind::Snapshot => "snapshot",
+            NodeKind::UnitTest => "unit_test",
         }
     }
 }
@@ -78,6 +84,8 @@ pub struct Node {
     pub properties: Option<NodeProperties>,
     /// For tests: what it checks.
     pub test: Option<TestInfo>,
+    /// For unit tests: the definition.
+    pub unit: Option<crate::properties::UnitTestSpec>,
 }
 
 impl Node {
@@ -86,6 +94,8 @@ impl Node {
         match self.kind {
             NodeKind::Seed => "seed",
             NodeKind::Test => "test",
+            NodeKind::Snapshot => "snapshot",
+            NodeKind::UnitTest => "unit_test",
             NodeKind::Model => self
                 .config
                 .get("materialized")
@@ -372,6 +382,50 @@ pub fn compile(
                         column_name: None,
                         attached: None,
                     }),
+                    unit: None,
+                },
+            );
+        }
+    }
+    for f in project.files_of(FileKind::Snapshot) {
+        let text = read(dir, f)?;
+        for (name, body) in snapshot_blocks(&text, &f.path)? {
+            let mut fqn = f.fqn.clone();
+            fqn.pop();
+            fqn.push(name.clone());
+            let mut config = resolve(&project.configs.snapshots, &fqn);
+            if let Some(p) = node_props.get(&name) {
+                for (k, v) in &p.config {
+                    merge_config(&mut config, k, v.clone());
+                }
+            }
+            if nodes.contains_key(&name) {
+                return Err(TransformError::Project {
+                    message: format!(
+                        "{}: snapshot `{name}` has the name of another node",
+                        f.path.display()
+                    ),
+                    hint: Some("rename the snapshot".into()),
+                });
+            }
+            nodes.insert(
+                name.clone(),
+                Node {
+                    unique_id: format!("snapshot.{pname}.{name}"),
+                    name: name.clone(),
+                    kind: NodeKind::Snapshot,
+                    path: f.path.clone(),
+                    fqn,
+                    relation: snapshot_relation(&name, &config, target),
+                    config,
+                    sql: None,
+                    checksum: sha256(&body),
+                    raw: body,
+                    depends_on: Vec::new(),
+                    sources: Vec::new(),
+                    properties: node_props.get(&name).cloned(),
+                    test: None,
+                    unit: None,
                 },
             );
         }
@@ -392,8 +446,12 @@ pub fn compile(
         for (k, v) in compiled.config {
             merge_config(&mut node.config, &k, v);
         }
-        if node.kind == NodeKind::Model {
-            node.relation = relation_of(&node.name, &node.config, target);
+        match node.kind {
+            NodeKind::Model => node.relation = relation_of(&node.name, &node.config, target),
+            NodeKind::Snapshot => {
+                node.relation = snapshot_relation(&node.name, &node.config, target);
+            }
+            _ => {}
         }
     }
     nodes.retain(|_, n| n.enabled());
@@ -477,6 +535,7 @@ pub fn compile(
                     sources: Vec::new(),
                     properties: None,
                     test: Some(g.info),
+                    unit: None,
                 },
             );
         }
@@ -519,6 +578,61 @@ pub fn compile(
         node.depends_on = compiled.refs;
         node.sources = compiled.sources;
     }
+    // Unit tests: they run after the model's parents, before the model.
+    for (path, file) in &props {
+        for u in &file.unit_tests {
+            if !u
+                .config
+                .get("enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+            {
+                continue;
+            }
+            let Some(model) = nodes.get(&u.model) else {
+                return Err(TransformError::Project {
+                    message: format!(
+                        "{}: unit test `{}` tests `{}`, which is not an enabled model",
+                        path.display(),
+                        u.name,
+                        u.model
+                    ),
+                    hint: None,
+                });
+            };
+            let key = format!("{}::{}", u.model, u.name);
+            let depends_on = model.depends_on.clone();
+            let mut config = IndexMap::new();
+            for (k, v) in &u.config {
+                merge_config(&mut config, k, v.clone());
+            }
+            nodes.insert(
+                key.clone(),
+                Node {
+                    unique_id: format!("unit_test.{pname}.{}.{}", u.model, u.name),
+                    name: key,
+                    kind: NodeKind::UnitTest,
+                    path: path.clone(),
+                    fqn: vec![pname.clone(), u.model.clone(), u.name.clone()],
+                    relation: model.relation.clone(),
+                    config,
+                    sql: None,
+                    raw: String::new(),
+                    checksum: sha256(&format!("{u:?}")),
+                    depends_on,
+                    sources: Vec::new(),
+                    properties: None,
+                    test: Some(TestInfo {
+                        generic: None,
+                        kwargs: IndexMap::new(),
+                        column_name: None,
+                        attached: Some(u.model.clone()),
+                    }),
+                    unit: Some(u.clone()),
+                },
+            );
+        }
+    }
     let order = build_order(&nodes)?;
     let mut manifest = Manifest {
         project: pname.clone(),
@@ -540,6 +654,72 @@ pub fn compile(
         }
     }
     Ok(manifest)
+}
+
+/// A snapshot's relation: `target_schema` / `target_database` as written
+/// (dbt's legacy configs), else `schema` through `generate_schema_name`.
+fn snapshot_relation(name: &str, config: &IndexMap<String, Value>, target: &Target) -> Relation {
+    let mut r = relation_of(name, config, target);
+    if let Some(s) = config.get("target_schema").and_then(Value::as_str) {
+        r.schema = s.to_string();
+    }
+    if let Some(d) = config.get("target_database").and_then(Value::as_str) {
+        r.database = Some(d.to_string());
+    }
+    r
+}
+
+/// The `{% snapshot name %}…{% endsnapshot %}` blocks of a file: each
+/// name and body, the body preceded by as many newlines as lines came
+/// before it, so errors keep the file's line numbers.
+pub fn snapshot_blocks(text: &str, path: &Path) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let tag = |from: usize| -> Option<(usize, usize, String)> {
+        let mut i = from;
+        while let Some(open) = text[i..].find("{%") {
+            let start = i + open;
+            let close = text[start..].find("%}")? + start + 2;
+            let inner =
+                text[start + 2..close - 2].trim_matches(|c: char| c == '-' || c.is_whitespace());
+            if inner.starts_with("snapshot ") || inner == "endsnapshot" {
+                return Some((start, close, inner.to_string()));
+            }
+            i = close;
+        }
+        None
+    };
+    while let Some((start, close, inner)) = tag(at) {
+        let line = text[..start].matches('\n').count() + 1;
+        let Some(name) = inner.strip_prefix("snapshot ").map(str::trim) else {
+            return Err(TransformError::Template {
+                path: path.to_path_buf(),
+                line: Some(line),
+                message: "`endsnapshot` without a `snapshot` block".into(),
+            });
+        };
+        let Some((end_start, end_close, end)) = tag(close) else {
+            return Err(TransformError::Template {
+                path: path.to_path_buf(),
+                line: Some(line),
+                message: format!("snapshot `{name}` has no `{{% endsnapshot %}}`"),
+            });
+        };
+        if end != "endsnapshot" {
+            return Err(TransformError::Template {
+                path: path.to_path_buf(),
+                line: Some(line),
+                message: format!("snapshot `{name}` is not closed before the next one"),
+            });
+        }
+        let before = text[..close].matches('\n').count();
+        out.push((
+            name.to_string(),
+            format!("{}{}", "\n".repeat(before), &text[close..end_start]),
+        ));
+        at = end_close;
+    }
+    Ok(out)
 }
 
 fn audit_relation(name: &str, target: &Target) -> Relation {

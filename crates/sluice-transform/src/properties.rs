@@ -37,6 +37,56 @@ pub struct PropertiesFile {
     pub snapshots: Vec<NodeProperties>,
     /// Sources declared.
     pub sources: Vec<Source>,
+    /// Unit tests (`unit_tests:`): a model run on given rows, compared to expected rows.
+    pub unit_tests: Vec<UnitTestSpec>,
+}
+
+/// One `unit_tests:` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct UnitTestSpec {
+    /// Its name.
+    pub name: String,
+    /// The model under test.
+    pub model: String,
+    /// `description`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The inputs: `ref('x')`, `source('s', 't')` or `this`, with rows.
+    #[serde(default)]
+    pub given: Vec<UnitGiven>,
+    /// The rows the model must return.
+    pub expect: UnitRows,
+    /// `overrides:` (`macros: {is_incremental: true}`, `vars:`).
+    #[serde(default)]
+    pub overrides: IndexMap<String, Value>,
+    /// `config:` (`enabled`, `tags`).
+    #[serde(default)]
+    pub config: IndexMap<String, Value>,
+}
+
+/// An input of a unit test.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct UnitGiven {
+    /// `ref('x')`, `source('s', 't')` or `this`.
+    pub input: String,
+    /// The rows.
+    #[serde(flatten)]
+    pub rows: UnitRows,
+}
+
+/// Rows of a unit test: a list of mappings (`format: dict`, the default)
+/// or CSV text (`format: csv`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct UnitRows {
+    /// `dict` (default), `csv` (or `sql`, refused).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The rows themselves.
+    #[serde(default)]
+    pub rows: Value,
+    /// `fixture:` (a file under `tests/fixtures/`).
+    #[serde(default)]
+    pub fixture: Option<String>,
 }
 
 /// A model's (or seed's, snapshot's) properties.
@@ -138,6 +188,8 @@ struct FileYaml {
     snapshots: Vec<NodeYaml>,
     #[serde(default)]
     sources: Vec<SourceYaml>,
+    #[serde(default)]
+    unit_tests: Vec<UnitTestSpec>,
     #[serde(flatten)]
     _other: IndexMap<String, Value>,
 }
@@ -304,6 +356,7 @@ pub fn parse(text: &str, path: &Path) -> Result<PropertiesFile> {
         seeds: nodes(yaml.seeds)?,
         snapshots: nodes(yaml.snapshots)?,
         sources,
+        unit_tests: yaml.unit_tests,
     })
 }
 

@@ -17,7 +17,9 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::engine::{Engine, Existing, Incremental, OnSchemaChange, Outcome};
+use crate::engine::{
+    Engine, Existing, Incremental, OnSchemaChange, Outcome, SnapshotSpec, SnapshotStrategy,
+};
 use crate::manifest::{Manifest, Node, NodeKind};
 use crate::seed::{SeedOptions, read_seed};
 use crate::testing::TestSettings;
@@ -31,7 +33,9 @@ pub enum Command {
     Run,
     /// Run data tests.
     Test,
-    /// Seeds, models and tests, in graph order.
+    /// Take the snapshots.
+    Snapshot,
+    /// Seeds, models, snapshots and tests, in graph order.
     Build,
 }
 
@@ -42,6 +46,7 @@ impl Command {
             Command::Seed => "seed",
             Command::Run => "run",
             Command::Test => "test",
+            Command::Snapshot => "snapshot",
             Command::Build => "build",
         }
     }
@@ -51,7 +56,8 @@ impl Command {
             (self, kind),
             (Command::Seed, NodeKind::Seed)
                 | (Command::Run, NodeKind::Model)
-                | (Command::Test, NodeKind::Test)
+                | (Command::Test, NodeKind::Test | NodeKind::UnitTest)
+                | (Command::Snapshot, NodeKind::Snapshot)
                 | (Command::Build, _)
         )
     }
@@ -214,7 +220,7 @@ pub fn plan(manifest: &Manifest, command: Command, opts: &RunOptions) -> Vec<Str
         .enumerate()
         .map(|(i, name)| {
             let node = &manifest.nodes[*name];
-            if node.kind == NodeKind::Test {
+            if matches!(node.kind, NodeKind::Test | NodeKind::UnitTest) {
                 let after = node
                     .depends_on
                     .iter()
@@ -269,6 +275,8 @@ pub async fn execute(
     let mut broken: HashSet<String> = HashSet::new();
     // Nodes a failing test checks: their children are skipped (build).
     let mut untrusted: HashSet<String> = HashSet::new();
+    // Models whose unit test failed: skipped (build).
+    let mut unit_failed: HashSet<String> = HashSet::new();
     let mut stop = false;
     // Ephemeral models pass breakage through.
     let through = |name: &str, broken: &HashSet<String>| -> bool {
@@ -294,9 +302,12 @@ pub async fn execute(
         on_event(Event::Start(i + 1, total, node));
         let t0 = Instant::now();
         let node_started = Utc::now();
-        let blocked_by = node.depends_on.iter().find(|d| {
-            through(d, &broken) || (node.kind != NodeKind::Test && untrusted.contains(*d))
-        });
+        let tested = |k: NodeKind| matches!(k, NodeKind::Test | NodeKind::UnitTest);
+        let blocked_by = node
+            .depends_on
+            .iter()
+            .find(|d| through(d, &broken) || (!tested(node.kind) && untrusted.contains(*d)))
+            .or_else(|| unit_failed.contains(name).then_some(name));
         let warnings = match (&node.sql, node.kind, blocked_by.is_none() && !stop) {
             (Some(sql), NodeKind::Model, true) if node.materialized() != "ephemeral" => {
                 engine.lint(sql).await
@@ -345,6 +356,11 @@ pub async fn execute(
             Status::Error | Status::Skipped => {
                 broken.insert(name.clone());
             }
+            Status::Fail if node.kind == NodeKind::UnitTest => {
+                if let Some(model) = node.test.as_ref().and_then(|t| t.attached.clone()) {
+                    unit_failed.insert(model);
+                }
+            }
             Status::Fail => {
                 untrusted.extend(node.depends_on.iter().cloned());
             }
@@ -365,7 +381,8 @@ pub async fn execute(
             started_at: node_started,
             completed_at: Utc::now(),
             execution_time: t0.elapsed().as_secs_f64(),
-            relation: (node.kind != NodeKind::Test).then(|| node.relation.to_string()),
+            relation: (!matches!(node.kind, NodeKind::Test | NodeKind::UnitTest))
+                .then(|| node.relation.to_string()),
             compiled_sql: sql,
             compiled_path,
             warnings,
@@ -472,6 +489,102 @@ async fn run_node(
             }
         }
         NodeKind::Model => run_model(manifest, engine, node, opts).await,
+        NodeKind::Snapshot => run_snapshot(engine, node).await,
+        NodeKind::UnitTest => {
+            let Some(spec) = &node.unit else {
+                return error("no unit test definition".into(), None);
+            };
+            match crate::unit::run(manifest, project_dir, spec).await {
+                Ok(u) => (
+                    if u.passed { Status::Pass } else { Status::Fail },
+                    u.message,
+                    Outcome::default(),
+                    Some(u.failures),
+                    None,
+                ),
+                Err(e) => error(e, None),
+            }
+        }
+    }
+}
+
+fn names(v: Option<&Value>) -> Option<Vec<String>> {
+    match v? {
+        Value::String(s) => Some(
+            s.split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
+        ),
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+async fn run_snapshot(engine: &dyn Engine, node: &Node) -> NodeRun {
+    let error = |m: String, sql: Option<String>| (Status::Error, m, Outcome::default(), None, sql);
+    let what = |m: &str| format!("snapshot `{}` ({}): {m}", node.name, node.path.display());
+    let Some(sql) = node.sql.clone() else {
+        return error(what("no SQL"), None);
+    };
+    let text = |k: &str| {
+        node.config
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let strategy = match text("strategy").as_deref() {
+        Some("timestamp") => match text("updated_at") {
+            Some(u) => SnapshotStrategy::Timestamp(u),
+            None => return error(what("strategy `timestamp` needs `updated_at`"), Some(sql)),
+        },
+        Some("check") => match node.config.get("check_cols") {
+            Some(Value::String(s)) if s == "all" => SnapshotStrategy::Check(None),
+            other => match names(other) {
+                Some(c) if !c.is_empty() => SnapshotStrategy::Check(Some(c)),
+                _ => {
+                    return error(
+                        what("strategy `check` needs `check_cols` (a list, or `all`)"),
+                        Some(sql),
+                    );
+                }
+            },
+        },
+        Some(other) => {
+            return error(
+                what(&format!(
+                    "strategy `{other}` is not one of timestamp, check"
+                )),
+                Some(sql),
+            );
+        }
+        None => return error(what("needs a `strategy` (timestamp or check)"), Some(sql)),
+    };
+    let spec = SnapshotSpec {
+        unique_key: names(node.config.get("unique_key")).unwrap_or_default(),
+        strategy,
+        invalidate_hard_deletes: node
+            .config
+            .get("invalidate_hard_deletes")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            || text("hard_deletes").as_deref() == Some("invalidate"),
+        valid_to_current: text("dbt_valid_to_current"),
+    };
+    match engine.snapshot(&node.relation, &sql, &spec).await {
+        Ok(o) => (
+            Status::Success,
+            format!("SNAPSHOT {}", o.rows.unwrap_or_default()),
+            o,
+            None,
+            Some(sql),
+        ),
+        Err(e) => error(what(&e.message), Some(sql)),
     }
 }
 

@@ -166,6 +166,7 @@ fn base(
             Some("tag") => n.tags().iter().any(|t| glob_match(value, t)),
             Some("path") => path_matches(&n.path, value),
             Some("resource_type") => n.kind.resource_type() == value,
+            Some("test_type") if value == "unit" => n.kind == NodeKind::UnitTest,
             Some("test_type") => {
                 n.kind == NodeKind::Test
                     && match value {
@@ -332,7 +333,14 @@ pub fn select(
     };
     if indirect_tests && !select.is_empty() {
         for (name, n) in &m.nodes {
-            if n.kind == NodeKind::Test && n.depends_on.iter().any(|d| set.contains(d)) {
+            let unit_of_selected = n.kind == NodeKind::UnitTest
+                && n.test
+                    .as_ref()
+                    .and_then(|t| t.attached.as_ref())
+                    .is_some_and(|m| set.contains(m));
+            let test_of_selected =
+                n.kind == NodeKind::Test && n.depends_on.iter().any(|d| set.contains(d));
+            if unit_of_selected || test_of_selected {
                 set.insert(name.clone());
             }
         }

@@ -302,6 +302,8 @@ pub enum TransformCommand {
     Run(TransformRunOptions),
     /// Run the data tests.
     Test(TransformRunOptions),
+    /// Take the snapshots (type-2 history of `{% snapshot %}` queries).
+    Snapshot(TransformRunOptions),
     /// Seeds, models and tests in graph order; a failing test skips what is downstream.
     Build(TransformRunOptions),
     /// Render every model's Jinja into `target/compiled/` (nothing runs).

@@ -58,6 +58,29 @@ impl OnSchemaChange {
     }
 }
 
+/// How a snapshot sees that a row changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotStrategy {
+    /// The row's `updated_at` column is newer than the snapshot's.
+    Timestamp(String),
+    /// One of these columns differs (`None`: all columns).
+    Check(Option<Vec<String>>),
+}
+
+/// A snapshot's settings (dbt's snapshot configs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSpec {
+    /// `unique_key` (one or more columns).
+    pub unique_key: Vec<String>,
+    /// `strategy` with its column(s).
+    pub strategy: SnapshotStrategy,
+    /// `invalidate_hard_deletes` / `hard_deletes: invalidate`: close the
+    /// current version of rows gone from the source.
+    pub invalidate_hard_deletes: bool,
+    /// `dbt_valid_to_current`: the SQL for an open `dbt_valid_to` (else NULL).
+    pub valid_to_current: Option<String>,
+}
+
 /// What a step did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
@@ -134,6 +157,15 @@ pub trait Engine: Send + Sync {
         sql: &str,
         strategy: &Incremental,
         on_schema_change: OnSchemaChange,
+    ) -> EngineResult<Outcome>;
+
+    /// Take a snapshot of `sql` into the table `relation` (type-2 history:
+    /// `dbt_scd_id`, `dbt_updated_at`, `dbt_valid_from`, `dbt_valid_to`).
+    async fn snapshot(
+        &self,
+        relation: &Relation,
+        sql: &str,
+        spec: &SnapshotSpec,
     ) -> EngineResult<Outcome>;
 
     /// Replace the table `relation` with a seed's rows.

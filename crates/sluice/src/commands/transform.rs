@@ -177,7 +177,9 @@ async fn run_command(
             }
             let what = match r.kind {
                 NodeKind::Test => "test".to_string(),
+                NodeKind::UnitTest => "unit test".to_string(),
                 NodeKind::Seed => "seed".to_string(),
+                NodeKind::Snapshot => "snapshot".to_string(),
                 NodeKind::Model => r.materialized.clone(),
             };
             let target = r.relation.clone().unwrap_or_else(|| r.name.clone());
@@ -278,6 +280,9 @@ pub async fn transform(
         TransformCommand::Seed(o) => return run_command(dir, Command::Seed, o, reporter).await,
         TransformCommand::Run(o) => return run_command(dir, Command::Run, o, reporter).await,
         TransformCommand::Test(o) => return run_command(dir, Command::Test, o, reporter).await,
+        TransformCommand::Snapshot(o) => {
+            return run_command(dir, Command::Snapshot, o, reporter).await;
+        }
         TransformCommand::Build(o) => return run_command(dir, Command::Build, o, reporter).await,
         TransformCommand::Compile(o) => {
             let l = load(dir, o)?;

@@ -539,3 +539,185 @@ fn selection_picks_nodes_like_dbt_and_state_modified_compares_with_a_previous_ma
     assert!(!out.status.success());
     assert!(text(&out).contains("--state"), "{}", text(&out));
 }
+
+#[test]
+fn snapshots_keep_type_2_history_with_timestamp_and_check_strategies() {
+    let d = project(&[
+        (
+            "seeds/customers.csv",
+            "id,tier,updated_at\n1,gold,2024-01-01 00:00:00\n2,silver,2024-01-01 00:00:00\n3,bronze,2024-01-01 00:00:00\n",
+        ),
+        (
+            "snapshots/customers_snap.sql",
+            "{% snapshot customers_ts %}\n{{ config(target_schema='snapshots', unique_key='id', strategy='timestamp', updated_at='updated_at', invalidate_hard_deletes=True) }}\nselect * from {{ ref('customers') }}\n{% endsnapshot %}\n\n{% snapshot customers_check %}\n{{ config(target_schema='snapshots', unique_key='id', strategy='check', check_cols=['tier']) }}\nselect id, tier from {{ ref('customers') }}\n{% endsnapshot %}\n",
+        ),
+        (
+            "models/current_tiers.sql",
+            "select id, tier from {{ ref('customers_ts') }} where dbt_valid_to is null",
+        ),
+    ]);
+    let dir = d.path();
+    let out = sluice(dir, &["transform", "build"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("SNAPSHOT 3"), "{shown}");
+    // 1 changes tier (newer updated_at), 2 is deleted, 4 is new, 3 is unchanged.
+    write(
+        dir,
+        "seeds/customers.csv",
+        "id,tier,updated_at\n1,platinum,2024-02-01 00:00:00\n3,bronze,2024-01-01 00:00:00\n4,gold,2024-02-01 00:00:00\n",
+    );
+    let out = sluice(dir, &["transform", "build"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    let history = rows(
+        dir,
+        "select id, tier, cast(dbt_valid_from as varchar) as valid_from, cast(dbt_valid_to as varchar) as valid_to, dbt_scd_id from snapshots.customers_ts order by id, dbt_valid_from",
+    );
+    let summary: Vec<String> = history
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r["id"],
+                r["tier"].as_str().unwrap(),
+                r["valid_from"].as_str().unwrap(),
+                r.get("valid_to").and_then(|v| v.as_str()).unwrap_or("open")
+            )
+        })
+        .collect();
+    assert_eq!(summary[0], "1 gold 2024-01-01T00:00:00 2024-02-01T00:00:00");
+    assert_eq!(summary[1], "1 platinum 2024-02-01T00:00:00 open");
+    assert!(
+        summary[2].starts_with("2 silver 2024-01-01T00:00:00 "),
+        "{summary:?}"
+    );
+    assert!(
+        !summary[2].ends_with("open"),
+        "a hard delete closes the row: {summary:?}"
+    );
+    assert_eq!(summary[3], "3 bronze 2024-01-01T00:00:00 open");
+    assert_eq!(summary[4], "4 gold 2024-02-01T00:00:00 open");
+    assert_eq!(summary.len(), 5);
+    assert!(
+        history
+            .iter()
+            .all(|r| r["dbt_scd_id"].as_str().unwrap().len() == 32)
+    );
+    // The model downstream of the snapshot sees the current rows.
+    let current = rows(dir, "select count(*) as n from main.current_tiers");
+    assert_eq!(current[0]["n"], 3);
+    // check: only id 1's tier changed; 2 stays open (no hard-delete config).
+    let check = rows(
+        dir,
+        "select id, tier, dbt_valid_to is null as open from snapshots.customers_check order by id, dbt_valid_from",
+    );
+    let got: Vec<String> = check
+        .iter()
+        .map(|r| format!("{} {} {}", r["id"], r["tier"].as_str().unwrap(), r["open"]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "1 gold false",
+            "1 platinum true",
+            "2 silver true",
+            "3 bronze true",
+            "4 gold true"
+        ]
+    );
+    // A run without changes adds nothing.
+    let out = sluice(dir, &["transform", "snapshot"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        rows(dir, "select count(*) as n from snapshots.customers_ts")[0]["n"],
+        5
+    );
+}
+
+#[test]
+fn unit_tests_run_the_model_on_given_rows_without_the_lake() {
+    let d = project(&[
+        (
+            "seeds/orders.csv",
+            "id,customer,amount,day\n1,ann,10,2024-01-01\n",
+        ),
+        (
+            "models/totals.sql",
+            "select customer, sum(amount) as total, count(*) as n\nfrom {{ ref('orders') }}\nwhere day >= cast('2024-01-01' as date)\ngroup by customer",
+        ),
+        (
+            "models/recent.sql",
+            "{{ config(materialized='incremental') }}\nselect id, amount from {{ ref('orders') }}\n{% if is_incremental() %}where id > (select max(id) from {{ this }}){% endif %}",
+        ),
+        (
+            "models/unit.yml",
+            r#"version: 2
+unit_tests:
+  - name: sums_per_customer
+    model: totals
+    given:
+      - input: ref('orders')
+        rows:
+          - {id: 1, customer: ann, amount: 10, day: 2024-01-02}
+          - {id: 2, customer: ann, amount: 5, day: 2024-01-03}
+          - {id: 3, customer: bob, amount: 7, day: 2023-12-31}
+    expect:
+      rows:
+        - {customer: ann, total: 15}
+  - name: wrong_on_purpose
+    model: totals
+    given:
+      - input: ref('orders')
+        format: csv
+        rows: |
+          id,customer,amount,day
+          1,cy,3,2024-05-01
+    expect:
+      format: csv
+      rows: |
+        customer,total
+        cy,4
+  - name: only_new_rows
+    model: recent
+    overrides:
+      macros: {is_incremental: true}
+    given:
+      - input: ref('orders')
+        rows: [{id: 1, amount: 1}, {id: 2, amount: 2}, {id: 3, amount: 3}]
+      - input: this
+        rows: [{id: 1, amount: 1}]
+    expect:
+      rows: [{id: 2, amount: 2}, {id: 3, amount: 3}]
+"#,
+        ),
+    ]);
+    let dir = d.path();
+    let out = sluice(dir, &["transform", "test", "-s", "test_type:unit"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("Done. PASS=2 WARN=0 ERROR=1 SKIP=0 TOTAL=3"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("- expected, not returned: customer=cy, total=4")
+            && shown.contains("+ returned, not expected: customer=cy, total=3"),
+        "{shown}"
+    );
+    // Nothing touched the lake: no table was made.
+    let out = sluice(dir, &["--json", "tables"]);
+    let tables: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tables.as_array().unwrap().len(), 0, "{tables}");
+    // In build, a failing unit test skips its model (and only it).
+    let out = sluice(dir, &["transform", "build"]);
+    let shown = text(&out);
+    assert!(
+        shown.contains("SKIP  table       \"main\".\"totals\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("OK    incremental \"main\".\"recent\""),
+        "{shown}"
+    );
+}
