@@ -1,9 +1,10 @@
 //! Where models run: the lake (DataFusion over Delta, [`lake`]) or
-//! PostgreSQL. The runner decides what to do with a node (dbt's
+//! PostgreSQL ([`postgres`]). The runner decides what to do with a node (dbt's
 //! materialization logic); an engine does it natively, each step atomic
 //! (a Delta commit, a PostgreSQL transaction).
 
 pub mod lake;
+pub mod postgres;
 
 use async_trait::async_trait;
 
