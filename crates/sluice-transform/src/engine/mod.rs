@@ -41,8 +41,9 @@ pub enum OnSchemaChange {
     Fail,
     /// Add the new columns.
     AppendNewColumns,
-    /// Add the new columns; columns the model no longer has are left (NULL
-    /// in new rows).
+    /// Add the new columns. The lake leaves the columns the model no longer
+    /// has (NULL in new rows); PostgreSQL drops them and retypes changed
+    /// columns, as dbt-postgres does.
     SyncAllColumns,
 }
 
