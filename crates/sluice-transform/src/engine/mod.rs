@@ -1,9 +1,10 @@
 //! Where models run: the lake (DataFusion over Delta, [`lake`]) or
-//! PostgreSQL. The runner decides what to do with a node (dbt's
+//! PostgreSQL ([`postgres`]). The runner decides what to do with a node (dbt's
 //! materialization logic); an engine does it natively, each step atomic
 //! (a Delta commit, a PostgreSQL transaction).
 
 pub mod lake;
+pub mod postgres;
 
 use async_trait::async_trait;
 
@@ -40,8 +41,9 @@ pub enum OnSchemaChange {
     Fail,
     /// Add the new columns.
     AppendNewColumns,
-    /// Add the new columns; columns the model no longer has are left (NULL
-    /// in new rows).
+    /// Add the new columns. The lake leaves the columns the model no longer
+    /// has (NULL in new rows); PostgreSQL drops them and retypes changed
+    /// columns, as dbt-postgres does.
     SyncAllColumns,
 }
 
@@ -183,4 +185,185 @@ pub trait Engine: Send + Sync {
         let _ = sql;
         Vec::new()
     }
+}
+
+/// Snapshot columns dbt adds.
+const META: [&str; 4] = [
+    "dbt_scd_id",
+    "dbt_updated_at",
+    "dbt_valid_from",
+    "dbt_valid_to",
+];
+
+fn q(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The whole snapshot table after this run, as one query: closed history
+/// as it was; current versions closed when their row changed (or vanished,
+/// with `invalidate_hard_deletes`); new versions for new and changed rows.
+/// `table` is the snapshot's columns, `None` on the first run.
+pub fn snapshot_sql(
+    source_sql: &str,
+    src: &[String],
+    table: Option<&[String]>,
+    this: &str,
+    spec: &SnapshotSpec,
+    now: &str,
+) -> EngineResult<String> {
+    let missing = |c: &String| !src.iter().any(|s| s == c);
+    if spec.unique_key.is_empty() {
+        return Err(EngineError::new("a snapshot needs a `unique_key`"));
+    }
+    let mut needed: Vec<&String> = spec.unique_key.iter().collect();
+    if let SnapshotStrategy::Timestamp(u) = &spec.strategy {
+        needed.push(u);
+    }
+    if let SnapshotStrategy::Check(Some(cols)) = &spec.strategy {
+        needed.extend(cols);
+    }
+    if let Some(c) = needed.into_iter().find(|c| missing(c)) {
+        return Err(EngineError::new(format!(
+            "the snapshot's query has no column `{c}` (named by unique_key, updated_at or check_cols); its columns: {}",
+            src.join(", ")
+        )));
+    }
+    let now = format!("cast('{now}' as timestamp)");
+    let open = spec.valid_to_current.as_ref().map_or_else(
+        || "cast(null as timestamp)".to_string(),
+        |e| format!("cast({e} as timestamp)"),
+    );
+    let is_open = |alias: &str| match &spec.valid_to_current {
+        None => format!("{alias}.dbt_valid_to is null"),
+        Some(e) => format!(
+            "({alias}.dbt_valid_to is null or {alias}.dbt_valid_to = cast({e} as timestamp))"
+        ),
+    };
+    let key_text = |alias: &str| {
+        spec.unique_key
+            .iter()
+            .map(|k| format!("coalesce(cast({alias}.{} as varchar), '')", q(k)))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ")
+    };
+    let updated = |alias: &str| match &spec.strategy {
+        SnapshotStrategy::Timestamp(u) => format!("cast({alias}.{} as timestamp)", q(u)),
+        SnapshotStrategy::Check(_) => now.clone(),
+    };
+    let scd = |alias: &str| {
+        format!(
+            "md5({} || '|' || coalesce(cast({} as varchar), ''))",
+            key_text(alias),
+            updated(alias)
+        )
+    };
+    let Some(table) = table else {
+        let cols: Vec<String> = src.iter().map(|c| format!("s.{}", q(c))).collect();
+        return Ok(format!(
+            "select {}, {} as dbt_scd_id, {} as dbt_updated_at, {} as dbt_valid_from, {open} as dbt_valid_to\nfrom (\n{source_sql}\n) s",
+            cols.join(", "),
+            scd("s"),
+            updated("s"),
+            updated("s"),
+        ));
+    };
+    // Columns: the snapshot's (without dbt's), then new ones of the source.
+    let mut cols: Vec<String> = table
+        .iter()
+        .filter(|c| !META.contains(&c.as_str()))
+        .cloned()
+        .collect();
+    for c in src {
+        if !cols.contains(c) && !META.contains(&c.as_str()) {
+            cols.push(c.clone());
+        }
+    }
+    let from = |alias: &str, has: &dyn Fn(&String) -> bool| -> String {
+        cols.iter()
+            .map(|c| {
+                if has(c) {
+                    format!("{alias}.{}", q(c))
+                } else {
+                    format!("null as {}", q(c))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let in_table = |c: &String| table.contains(c);
+    let in_src = |c: &String| src.contains(c);
+    let join = |a: &str, b: &str| {
+        spec.unique_key
+            .iter()
+            .map(|k| format!("{a}.{k} = {b}.{k}", k = q(k)))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    let changed = match &spec.strategy {
+        SnapshotStrategy::Timestamp(u) => {
+            format!("t.dbt_valid_from < cast(s.{} as timestamp)", q(u))
+        }
+        SnapshotStrategy::Check(list) => {
+            let checked: Vec<&String> = match list {
+                Some(l) => l.iter().collect(),
+                None => src
+                    .iter()
+                    .filter(|c| !spec.unique_key.contains(c) && in_table(c))
+                    .collect(),
+            };
+            if checked.is_empty() {
+                "false".to_string()
+            } else {
+                checked
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "(s.{c} <> t.{c} or (s.{c} is null) <> (t.{c} is null))",
+                            c = q(c)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            }
+        }
+    };
+    let first_key = q(&spec.unique_key[0]);
+    let deleted = if spec.invalidate_hard_deletes {
+        format!("when gone.{first_key} is null then {now} ")
+    } else {
+        String::new()
+    };
+    let gone_join = if spec.invalidate_hard_deletes {
+        format!("left join src gone on {}\n", join("t", "gone"))
+    } else {
+        String::new()
+    };
+    Ok(format!(
+        "with src as (\n{source_sql}\n),\n\
+         cur as (select * from {this} t where {open_t}),\n\
+         upd as (\n  select {keys}, {new_ts} as new_ts from src s join cur t on {on} where {changed}\n)\n\
+         select {hist_cols}, t.dbt_scd_id, t.dbt_updated_at, t.dbt_valid_from, t.dbt_valid_to from {this} t where not ({open_t})\n\
+         union all\n\
+         select {cur_cols}, t.dbt_scd_id, t.dbt_updated_at, t.dbt_valid_from,\n  case when upd.{first_key} is not null then upd.new_ts {deleted}else t.dbt_valid_to end as dbt_valid_to\n\
+         from cur t left join upd on {upd_on}\n{gone_join}\
+         union all\n\
+         select {src_cols}, {scd} as dbt_scd_id, {upd_s} as dbt_updated_at, {upd_s} as dbt_valid_from, {open} as dbt_valid_to\n\
+         from src s left join cur t on {on}\n\
+         where t.{first_key} is null or ({changed})",
+        open_t = is_open("t"),
+        keys = spec
+            .unique_key
+            .iter()
+            .map(|k| format!("s.{}", q(k)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        new_ts = updated("s"),
+        on = join("s", "t"),
+        upd_on = join("t", "upd"),
+        hist_cols = from("t", &in_table),
+        cur_cols = from("t", &in_table),
+        src_cols = from("s", &in_src),
+        scd = scd("s"),
+        upd_s = updated("s"),
+    ))
 }

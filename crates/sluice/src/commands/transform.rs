@@ -3,7 +3,8 @@
 //! The dbt project is the folder `--project-dir` names (default: the
 //! current one). Its profile's output chooses the engine: `type: sluice`
 //! runs on the lake (the profile output's `lake:`, else the lake of a
-//! `sluice.yml` in the same folder, else `<project>/.sluice/lake`).
+//! `sluice.yml` in the same folder, else `<project>/.sluice/lake`);
+//! `type: postgres` runs the models inside PostgreSQL (dbt-postgres's keys).
 //! Artifacts (`manifest.json`, `run_results.json`) go to dbt's
 //! `target/` folder.
 
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 use sluice_lake::Lake;
 use sluice_transform::engine::Engine;
 use sluice_transform::engine::lake::LakeEngine;
+use sluice_transform::engine::postgres::PgEngine;
 use sluice_transform::manifest::{Manifest, NodeKind, compile};
 use sluice_transform::profiles::Output;
 use sluice_transform::runner::{self, Command, Event, RunOptions, Status};
@@ -113,13 +115,17 @@ async fn engine_for(l: &Loaded, run_id: &str) -> Result<Box<dyn Engine>> {
                 .map_err(|e| UserError::error(format!("the lake: {e}"), None))?;
             Ok(Box::new(engine))
         }
+        "postgres" => {
+            let engine = PgEngine::connect(&l.output).await.map_err(user)?;
+            Ok(Box::new(engine))
+        }
         other => Err(UserError::error(
             format!(
-                "the `{other}` engine cannot run models yet (target `{}`)",
+                "the `{other}` engine cannot run models (target `{}`)",
                 l.output.target.name
             ),
             Some(
-                "use an output with `type: sluice` (the lake) for seed, run, test and build".into(),
+                "use an output with `type: sluice` (the lake) or `type: postgres` for seed, run, test and build".into(),
             ),
         )),
     }

@@ -25,3 +25,4 @@ mod singer_target;
 mod sql_state;
 mod sqlite;
 mod transform;
+mod transform_pg;

@@ -1,0 +1,328 @@
+//! `sluice transform build` on PostgreSQL: the `shop` fixture project with
+//! a `type: postgres` output (127.0.0.1:5432, user `postgres`, a database
+//! of its own), checked against the goldens dbt-duckdb made.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
+
+/// The 8 relations of `shop` (3 seeds, 3 views, 2 tables).
+const RELATIONS: [&str; 8] = [
+    "raw_riders",
+    "raw_rentals",
+    "raw_charges",
+    "stg_riders",
+    "stg_rentals",
+    "stg_charges",
+    "rider_activity",
+    "rental_payments",
+];
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn client(conninfo: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// A fresh database, dropped when the value is.
+struct PgDb {
+    name: String,
+}
+
+impl PgDb {
+    fn new() -> PgDb {
+        let name = format!(
+            "sluice_t_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let sql = format!("CREATE DATABASE {name}");
+        runtime().block_on(async { client(ADMIN).await.batch_execute(&sql).await.unwrap() });
+        PgDb { name }
+    }
+
+    /// Every row of `schema.name` as a JSON object (`row_to_json`).
+    fn rows(&self, schema: &str, name: &str) -> Vec<Value> {
+        let conninfo = format!("{ADMIN} dbname={}", self.name);
+        let sql = format!("SELECT row_to_json(t)::text FROM \"{schema}\".\"{name}\" t");
+        runtime().block_on(async {
+            client(&conninfo)
+                .await
+                .query(&sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
+                .collect()
+        })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        runtime().block_on(async {
+            let _ = client(ADMIN).await.batch_execute(&sql).await;
+        });
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dbt/shop")
+}
+
+/// The shop project in a temp dir, its profile pointing at `db`.
+fn shop(db: &PgDb) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for part in ["dbt_project.yml", "models", "seeds", "macros"] {
+        let from = fixture().join(part);
+        if from.is_dir() {
+            copy_dir(&from, &d.path().join(part));
+        } else {
+            std::fs::copy(&from, d.path().join(part)).unwrap();
+        }
+    }
+    std::fs::write(
+        d.path().join("profiles.yml"),
+        format!(
+            "shop:\n  target: dev\n  outputs:\n    dev: {{type: sluice, schema: main}}\n    pg:\n      type: postgres\n      host: 127.0.0.1\n      port: 5432\n      user: postgres\n      password: \"\"\n      dbname: {}\n      schema: main\n      threads: 1\n",
+            db.name
+        ),
+    )
+    .unwrap();
+    d
+}
+
+fn sluice(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--project-dir")
+        .arg(dir)
+        .arg("--no-progress")
+        .args(args)
+        .env_remove("SLUICE_PROJECT_DIR")
+        .env_remove("DBT_PROFILES_DIR")
+        .env_remove("SLUICE_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A value in a form that sorts and compares: numbers rounded to 6 decimals.
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Number(n) => format!("{:.6}", n.as_f64().unwrap()),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", canonical(v)))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    }
+}
+
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 1e-6
+        }
+        _ => a == b,
+    }
+}
+
+/// `rows` equal the golden rows of `name`, in any order.
+fn assert_golden(name: &str, mut rows: Vec<Value>) {
+    let golden = std::fs::read_to_string(fixture().join(format!("golden/{name}.jsonl"))).unwrap();
+    let mut golden: Vec<Value> = golden
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), golden.len(), "{name}: row count");
+    let columns = |r: &Value| r.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(columns(&rows[0]), columns(&golden[0]), "{name}: columns");
+    rows.sort_by_cached_key(canonical);
+    golden.sort_by_cached_key(canonical);
+    for (row, want) in rows.iter().zip(&golden) {
+        let (row, want) = (row.as_object().unwrap(), want.as_object().unwrap());
+        for (column, expected) in want {
+            assert!(
+                same_value(&row[column], expected),
+                "{name}.{column}: got {} for {}, golden {expected} in {want:?}",
+                row[column],
+                row.get("rider_id").or_else(|| row.values().next()).unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn build_on_postgres_matches_the_duckdb_goldens() {
+    let db = PgDb::new();
+    let d = shop(&db);
+    for round in 1..=2 {
+        // The second build replaces everything that the first made.
+        let out = sluice(d.path(), &["transform", "build", "--target", "pg"]);
+        let all = text(&out);
+        assert!(out.status.success(), "round {round}:\n{all}");
+        assert!(
+            all.contains("PASS=28 WARN=0 ERROR=0 SKIP=0 TOTAL=28"),
+            "round {round}:\n{all}"
+        );
+        assert!(
+            all.contains("on postgres (postgres://postgres@127.0.0.1:5432/"),
+            "{all}"
+        );
+        for name in RELATIONS {
+            assert_golden(name, db.rows("main", name));
+        }
+    }
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("target/run_results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["results"].as_array().unwrap().len(), 28);
+}
+
+#[test]
+fn postgres_errors_point_at_the_compiled_line() {
+    let db = PgDb::new();
+    let d = shop(&db);
+    let out = sluice(d.path(), &["transform", "seed", "--target", "pg"]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::write(
+        d.path().join("models/marts/broken.sql"),
+        "select\n    rider_id,\n    ridr_name\nfrom {{ ref('raw_riders') }}\n",
+    )
+    .unwrap();
+    let out = sluice(
+        d.path(),
+        &["transform", "run", "--target", "pg", "--select", "broken"],
+    );
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("column \"ridr_name\" does not exist"), "{all}");
+    assert!(
+        all.contains("target/compiled/shop/models/marts/broken.sql, line 3"),
+        "{all}"
+    );
+
+    // A profile without a user: what to add.
+    let profiles = std::fs::read_to_string(d.path().join("profiles.yml")).unwrap();
+    std::fs::write(
+        d.path().join("profiles.yml"),
+        profiles.replace("      user: postgres\n", ""),
+    )
+    .unwrap();
+    let out = sluice(d.path(), &["transform", "run", "--target", "pg"]);
+    let all = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        all.contains("output `pg`: the output has no `user`") && all.contains("hint:"),
+        "{all}"
+    );
+}
+
+#[test]
+fn snapshots_run_inside_postgres() {
+    let db = PgDb::new();
+    let d = shop(&db);
+    let dir = d.path();
+    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+    std::fs::write(
+        dir.join("snapshots/riders.sql"),
+        "{% snapshot riders_history %}\n{{ config(target_schema='history', unique_key='rider_id', strategy='check', check_cols=['home_district'], invalidate_hard_deletes=True) }}\nselect rider_id, home_district from {{ ref('raw_riders') }}\n{% endsnapshot %}\n",
+    )
+    .unwrap();
+    let out = sluice(
+        dir,
+        &[
+            "transform",
+            "build",
+            "--target",
+            "pg",
+            "-s",
+            "raw_riders",
+            "riders_history",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Rider 101 moves; rider 102 is gone.
+    let seed = dir.join("seeds/raw_riders.csv");
+    let csv = std::fs::read_to_string(&seed).unwrap();
+    let csv: String = csv
+        .lines()
+        .filter(|l| !l.starts_with("102,"))
+        .map(|l| l.replace("101,Ada,Okafor,Old Town", "101,Ada,Okafor,Harbour") + "\n")
+        .collect();
+    std::fs::write(&seed, csv).unwrap();
+    let out = sluice(
+        dir,
+        &[
+            "transform",
+            "build",
+            "--target",
+            "pg",
+            "-s",
+            "raw_riders",
+            "riders_history",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = db.rows("history", "riders_history");
+    assert_eq!(rows.len(), 25, "24 riders + a new version of 101");
+    let open = |id: i64| {
+        rows.iter()
+            .filter(|r| r["rider_id"] == id)
+            .map(|r| {
+                (
+                    r["home_district"].as_str().unwrap().to_string(),
+                    r["dbt_valid_to"].is_null(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut ada = open(101);
+    ada.sort();
+    assert_eq!(
+        ada,
+        vec![
+            ("Harbour".to_string(), true),
+            ("Old Town".to_string(), false)
+        ]
+    );
+    assert_eq!(open(102), vec![("Riverside".to_string(), false)]);
+}
