@@ -22,7 +22,9 @@
 #          `sluice transform build` timed
 #   check  both wrote N rows to main.orders_enriched
 # Then bench/out/transform/models_$MODELS_{sluice,dbt}/ (bench/gen_dbt_models.py):
-# `sluice transform compile` timed REPS times, `dbt parse --no-partial-parse`
+# `sluice transform parse` (manifest.json only, as dbt parse) and
+# `sluice transform compile` (also 12,000 compiled SQL files) timed REPS
+# times, `dbt parse --no-partial-parse`
 # once (killed after DBT_PARSE_TIMEOUT s).
 #
 # Knobs: ROWS=1000000  REPS=3 (reps at 1k rows and of the compile)  REPS_BIG=1
@@ -219,6 +221,10 @@ if [ "$DO_SLUICE" = 1 ]; then
   python3 "$BENCH_DIR/gen_dbt_models.py" --models "$MODELS" --seed "$SEED" --out "$M"
   for rep in $(seq 1 "$REPS"); do
     rm -rf "$M/target"
+    # dbt parse's equivalent: load, render, order, write manifest.json.
+    run_one sluice "transform parse ($MODELS models)" "$MODELS" "$rep" "$MODELS" "count_manifest_models $M/target/manifest.json" -- \
+      "$SLUICE" --project-dir "$M" --no-progress transform parse
+    rm -rf "$M/target"
     run_one sluice "transform compile ($MODELS models)" "$MODELS" "$rep" "$MODELS" "count_files $M/target/compiled 'm_*.sql'" -- \
       "$SLUICE" --project-dir "$M" --no-progress transform compile
   done
@@ -272,9 +278,11 @@ for size in sorted({s for (_, task, s) in med if "build" in task}, key=int):
     if d and s:
         ratios.append(f"build, {int(size):,} rows: dbt {d:.2f} s ÷ sluice {s:.2f} s = {d / s:.1f}×")
 for size in sorted({s for (_, task, s) in med if "models)" in task}, key=int):
-    d, s = wall("dbt", "dbt parse", size), wall("sluice", "transform compile", size)
-    if d and s:
-        ratios.append(f"{int(size):,} models: dbt parse {d:.2f} s ÷ sluice compile {s:.2f} s = {d / s:.1f}×")
+    d = wall("dbt", "dbt parse", size)
+    for ours in ("transform parse", "transform compile"):
+        s = wall("sluice", ours, size)
+        if d and s:
+            ratios.append(f"{int(size):,} models: dbt parse {d:.2f} s ÷ sluice {ours.split()[1]} {s:.2f} s = {d / s:.1f}×")
 if ratios:
     print("\nratio dbt ÷ sluice (wall; > 1: Sluice was faster):")
     for r in ratios:

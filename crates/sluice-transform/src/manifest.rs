@@ -441,7 +441,13 @@ pub fn compile(
         .map(|(k, n)| (k.clone(), n.relation.clone()))
         .collect();
     let first = Renderer::new(&macros, relations.clone(), vars.clone(), target)?;
+    // A node that never says `config` (nor does any macro it could call)
+    // has nothing for pass 1 to find: it is rendered once, in pass 2.
+    let macros_configure = macros.iter().any(|(_, t)| t.contains("config"));
     for node in nodes.values_mut().filter(|n| n.kind != NodeKind::Seed) {
+        if !macros_configure && !node.raw.contains("config") {
+            continue;
+        }
         let compiled = first.render(&node.path, &node.raw, &node.relation, false)?;
         for (k, v) in compiled.config {
             merge_config(&mut node.config, &k, v);

@@ -306,6 +306,8 @@ pub enum TransformCommand {
     Snapshot(TransformRunOptions),
     /// Seeds, models and tests in graph order; a failing test skips what is downstream.
     Build(TransformRunOptions),
+    /// Load and compile the project; write `target/manifest.json` (dbt parse).
+    Parse(TransformOptions),
     /// Render every model's Jinja into `target/compiled/` (nothing runs).
     Compile(TransformOptions),
     /// List the project's models, seeds and tests with their materialization and relation.

@@ -264,6 +264,46 @@ async fn run_command(
     })
 }
 
+/// Write many small files (compiled SQL): each folder made once, the
+/// files spread over the cores, an unchanged file left alone.
+fn write_files(files: &[(std::path::PathBuf, &str)]) -> Result<usize> {
+    let mut dirs: std::collections::BTreeSet<&Path> = std::collections::BTreeSet::new();
+    for (p, _) in files {
+        if let Some(parent) = p.parent() {
+            dirs.insert(parent);
+        }
+    }
+    for d in dirs {
+        std::fs::create_dir_all(d)?;
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .max(1);
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || -> std::io::Result<()> {
+                    for (path, sql) in part {
+                        if std::fs::read(path).is_ok_and(|old| old == sql.as_bytes()) {
+                            continue;
+                        }
+                        std::fs::write(path, sql)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok(files.len())
+}
+
 fn label(s: Status) -> &'static str {
     match s {
         Status::Success => "OK",
@@ -290,6 +330,33 @@ pub async fn transform(
             return run_command(dir, Command::Snapshot, o, reporter).await;
         }
         TransformCommand::Build(o) => return run_command(dir, Command::Build, o, reporter).await,
+        TransformCommand::Parse(o) => {
+            let l = load(dir, o)?;
+            write_artifact(
+                &l.project,
+                "manifest.json",
+                &artifacts::manifest_json(&l.manifest, &uuid::Uuid::now_v7().to_string()),
+            )?;
+            if reporter.json() {
+                crate::outln!(
+                    "{}",
+                    json!({"project": l.project.name, "nodes": l.manifest.nodes.len(), "sources": l.manifest.sources.len(), "seconds": started.elapsed().as_secs_f64()})
+                );
+            } else {
+                crate::outln!(
+                    "parsed {} nodes of `{}` in {:.0} ms into {}",
+                    l.manifest.nodes.len(),
+                    l.project.name,
+                    started.elapsed().as_secs_f64() * 1000.0,
+                    display(
+                        &l.project
+                            .dir
+                            .join(&l.project.target_path)
+                            .join("manifest.json")
+                    )
+                );
+            }
+        }
         TransformCommand::Compile(o) => {
             let l = load(dir, o)?;
             let chosen: std::collections::HashSet<String> =
@@ -305,19 +372,18 @@ pub async fn transform(
                 .join(&project.target_path)
                 .join("compiled")
                 .join(&project.name);
-            let mut written = 0usize;
-            for node in manifest.nodes.values().filter(|n| chosen.contains(&n.name)) {
-                let Some(sql) = &node.sql else { continue };
-                let path =
-                    project
-                        .dir
-                        .join(runner::compiled_path(manifest, &project.target_path, node));
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::write(&path, sql)?;
-                written += 1;
-            }
+            let files: Vec<(std::path::PathBuf, &str)> = manifest
+                .nodes
+                .values()
+                .filter(|n| chosen.contains(&n.name))
+                .filter_map(|n| {
+                    n.sql.as_deref().map(|sql| {
+                        let rel = runner::compiled_path(manifest, &project.target_path, n);
+                        (project.dir.join(rel), sql)
+                    })
+                })
+                .collect();
+            let written = write_files(&files)?;
             if reporter.json() {
                 let nodes: Vec<Value> = manifest
                     .order
