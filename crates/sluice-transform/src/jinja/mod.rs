@@ -1,25 +1,40 @@
 //! Rendering a model's Jinja with dbt's context (minijinja).
 //!
 //! The context a model sees: `ref` (one or two arguments), `source`,
-//! `config(...)` (recorded), `var` (project `vars:` and overrides, with a
-//! default), `env_var`, `is_incremental()`, `this`, `target`, and every
-//! macro of the project (generic `{% test %}` blocks become `test_<name>`
-//! macros, as in dbt). What a render used — refs, sources, configs — is
-//! recorded for the graph.
+//! `config(...)` (recorded; `config.get`), `var` (project `vars:` and
+//! overrides, with a default; `var.has_var`), `env_var`, `is_incremental()`,
+//! `this`, `model`, `target`, `execute` (false while configs are read, true
+//! for the final SQL), `log`/`print`, `exceptions`, `return`, `doc`,
+//! `adapter.dispatch`, `tojson`/`fromjson`/`fromyaml`, `local_md5`, `zip`,
+//! `set`, `modules.datetime`, `run_started_at`, `invocation_id`,
+//! `project_name`, `flags`, Python's string/dict methods, and every macro of
+//! the project over dbt's own ([`library`]). What a render used — refs,
+//! sources, configs, logs, warnings — is recorded for the graph.
+
+mod context;
+mod datetime;
+mod docs;
+mod library;
+mod mutable;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
-use minijinja::value::{Kwargs, Object, Rest};
-use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
+use minijinja::value::{Object, Value};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 
+use self::context::{Capture, Flags, Globals};
+pub use self::docs::{Docs, parse_docs};
+use self::library::Library;
+pub use self::library::{DispatchConfig, dbt_blocks_to_macros};
 use crate::error::{Result, TransformError};
 
-/// Name of the template that holds every project macro.
-const MACROS: &str = "__sluice_macros__";
+/// A template with nothing in it: the state a macro is called from outside
+/// a render.
+const EMPTY: &str = "__sluice_empty__";
 
 /// A table or view: what `ref`, `source` and `this` return. Renders as
 /// `"schema"."identifier"`.
@@ -82,26 +97,15 @@ pub struct Compiled {
     pub sources: Vec<(String, String)>,
     /// What `config(...)` set.
     pub config: IndexMap<String, serde_json::Value>,
+    /// What `log(...)` and `print(...)` said, in order.
+    pub logs: Vec<String>,
+    /// What `exceptions.warn(...)` said, in order.
+    pub warnings: Vec<String>,
 }
 
-/// The per-render state functions record into (found in the context).
-#[derive(Debug, Default)]
-struct Capture {
-    relations: Arc<Relations>,
-    vars: Arc<IndexMap<String, serde_json::Value>>,
-    is_incremental: bool,
-    used: Mutex<Compiled>,
-}
-
-impl Object for Capture {}
-
-const CAPTURE: &str = "__sluice_capture__";
-
-fn capture(state: &State) -> Result<Arc<Capture>, Error> {
-    state
-        .lookup(CAPTURE)
-        .and_then(|v| v.downcast_object::<Capture>())
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "not inside a model render"))
+/// A serializable value as a template value.
+pub(crate) fn serde_value<T: serde::Serialize>(v: T) -> Value {
+    Value::from(minijinja::value::Serde(v))
 }
 
 fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
@@ -130,206 +134,6 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn ref_fn(state: &State, args: Rest<String>) -> Result<Value, Error> {
-    let name = match args.as_slice() {
-        [name] | [_, name] => name.clone(),
-        _ => {
-            return Err(Error::new(
-                ErrorKind::InvalidOperation,
-                "ref takes a model name, or a package and a model name",
-            ));
-        }
-    };
-    let cap = capture(state)?;
-    let relation = cap.relations.nodes.get(&name).cloned().ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            format!(
-                "ref('{name}') names no model, seed or snapshot{}",
-                did_you_mean(&name, cap.relations.nodes.keys())
-            ),
-        )
-    })?;
-    if let Ok(mut used) = cap.used.lock()
-        && !used.refs.contains(&name)
-    {
-        used.refs.push(name);
-    }
-    Ok(Value::from_object(relation))
-}
-
-fn source_fn(state: &State, source: String, table: String) -> Result<Value, Error> {
-    let cap = capture(state)?;
-    let key = (source.clone(), table.clone());
-    let relation = cap.relations.sources.get(&key).cloned().ok_or_else(|| {
-        let known: Vec<String> = cap
-            .relations
-            .sources
-            .keys()
-            .map(|(s, t)| format!("{s}.{t}"))
-            .collect();
-        Error::new(
-            ErrorKind::InvalidOperation,
-            format!(
-                "source('{source}', '{table}') is not declared in a properties file{}",
-                did_you_mean(&format!("{source}.{table}"), known.iter())
-            ),
-        )
-    })?;
-    if let Ok(mut used) = cap.used.lock()
-        && !used.sources.contains(&key)
-    {
-        used.sources.push(key);
-    }
-    Ok(Value::from_object(relation))
-}
-
-fn config_fn(state: &State, kwargs: Kwargs) -> Result<String, Error> {
-    let cap = capture(state)?;
-    let mut used = cap
-        .used
-        .lock()
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, "config lock"))?;
-    for key in kwargs.args() {
-        let value: Value = kwargs.get(key)?;
-        let json = serde_json::to_value(&value)
-            .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-        crate::config::merge_config(&mut used.config, key, json);
-    }
-    Ok(String::new())
-}
-
-fn var_fn(state: &State, name: String, default: Option<Value>) -> Result<Value, Error> {
-    let cap = capture(state)?;
-    match cap.vars.get(&name) {
-        Some(v) => Ok(Value::from(minijinja::value::Serde(v))),
-        None => default.ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!(
-                    "var('{name}') is not set: add it under `vars:` in dbt_project.yml, pass --vars '{{{name}: …}}', or give a default: var('{name}', …)"
-                ),
-            )
-        }),
-    }
-}
-
-fn env_var_fn(name: String, default: Option<String>) -> Result<String, Error> {
-    match std::env::var(&name) {
-        Ok(v) => Ok(v),
-        Err(_) => default.ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!("env_var('{name}') is not set and has no default"),
-            )
-        }),
-    }
-}
-
-fn is_incremental_fn(state: &State) -> Result<bool, Error> {
-    Ok(capture(state)?.is_incremental)
-}
-
-/// Turn dbt-only block tags minijinja does not know into plain macros:
-/// `{% test name(args) %}…{% endtest %}` → `{% macro test_name(args) %}…{% endmacro %}`.
-pub fn dbt_blocks_to_macros(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("{%") {
-        out.push_str(&rest[..i]);
-        let tag = &rest[i..];
-        let Some(end) = tag.find("%}") else {
-            out.push_str(tag);
-            return out;
-        };
-        let inner = &tag[2..end];
-        let (lead, body) = match inner.strip_prefix('-') {
-            Some(b) => ("-", b),
-            None => ("", inner),
-        };
-        let trimmed = body.trim_start();
-        let replaced = if let Some(after) = trimmed.strip_prefix("test ") {
-            Some(format!("{{%{lead} macro test_{}%}}", after.trim_start()))
-        } else if trimmed.trim_end().trim_end_matches('-').trim_end() == "endtest" {
-            let trail = if body.trim_end().ends_with('-') {
-                "-"
-            } else {
-                ""
-            };
-            Some(format!("{{%{lead} endmacro {trail}%}}"))
-        } else {
-            None
-        };
-        match replaced {
-            Some(r) => out.push_str(&r),
-            None => out.push_str(&tag[..end + 2]),
-        }
-        rest = &tag[end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// dbt's four generic tests, as macros a project may override by defining
-/// a macro of the same name. Their SQL returns the failing rows.
-const BUILTIN_TESTS: &[(&str, &str)] = &[
-    (
-        "test_not_null",
-        "{% macro test_not_null(model, column_name) %}select {{ column_name }}\nfrom {{ model }}\nwhere {{ column_name }} is null{% endmacro %}",
-    ),
-    (
-        "test_unique",
-        "{% macro test_unique(model, column_name) %}select {{ column_name }} as unique_field, count(*) as n_records\nfrom {{ model }}\nwhere {{ column_name }} is not null\ngroup by {{ column_name }}\nhaving count(*) > 1{% endmacro %}",
-    ),
-    (
-        "test_accepted_values",
-        "{% macro test_accepted_values(model, column_name, values, quote=true) %}with all_values as (\n    select {{ column_name }} as value_field, count(*) as n_records\n    from {{ model }}\n    group by {{ column_name }}\n)\nselect * from all_values\nwhere value_field not in ({% for v in values %}{% if quote %}'{{ v | replace(\"'\", \"''\") }}'{% else %}{{ v }}{% endif %}{% if not loop.last %}, {% endif %}{% endfor %}){% endmacro %}",
-    ),
-    (
-        "test_relationships",
-        "{% macro test_relationships(model, column_name, to, field) %}with child as (\n    select {{ column_name }} as from_field from {{ model }} where {{ column_name }} is not null\n),\nparent as (\n    select {{ field }} as to_field from {{ to }}\n)\nselect from_field\nfrom child left join parent on child.from_field = parent.to_field\nwhere parent.to_field is null{% endmacro %}",
-    ),
-];
-
-/// Macro names defined in `text` (`{% macro name(` …).
-fn macro_names(text: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("macro ") {
-        let before = rest[..i].trim_end();
-        let after = &rest[i + "macro ".len()..];
-        if before.ends_with("{%") || before.ends_with("{%-") {
-            let name: String = after
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() && !names.contains(&name) {
-                names.push(name);
-            }
-        }
-        rest = after;
-    }
-    names
-}
-
-/// Renders the models of one project.
-pub struct Renderer {
-    env: Environment<'static>,
-    macro_names: Vec<String>,
-    relations: Arc<Relations>,
-    vars: Arc<IndexMap<String, serde_json::Value>>,
-    target: Value,
-}
-
-impl fmt::Debug for Renderer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Renderer")
-            .field("macros", &self.macro_names.len())
-            .finish_non_exhaustive()
-    }
-}
-
 /// The `target` a render sees (from the profile's output).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Target {
@@ -346,6 +150,38 @@ pub struct Target {
     pub threads: u32,
 }
 
+/// What a render sees of the project and the invocation beyond macros,
+/// relations and vars.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The root project's name (`project_name`, the macros' package).
+    pub project_name: String,
+    /// `invocation_id`.
+    pub invocation_id: String,
+    /// `run_started_at`.
+    pub run_started_at: chrono::DateTime<chrono::Utc>,
+    /// `flags.FULL_REFRESH`.
+    pub full_refresh: bool,
+    /// The project's `dispatch:` config.
+    pub dispatch: Vec<DispatchConfig>,
+    /// Docs blocks, for `doc()`.
+    pub docs: Docs,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            project_name: String::new(),
+            invocation_id: uuid::Uuid::new_v4().to_string(),
+            run_started_at: chrono::Utc::now(),
+            full_refresh: false,
+            dispatch: Vec::new(),
+            docs: Docs::new(),
+        }
+    }
+}
+
+/// A minijinja error as a located transform error (`path:line: message`).
 fn jinja_error(path: &Path, e: &Error) -> TransformError {
     let mut message = e
         .detail()
@@ -360,71 +196,135 @@ fn jinja_error(path: &Path, e: &Error) -> TransformError {
     }
 }
 
+/// Renders the models of one project.
+pub struct Renderer {
+    env: Environment<'static>,
+    lib: Arc<Library>,
+    relations: Arc<Relations>,
+    vars: Arc<IndexMap<String, serde_json::Value>>,
+    execute: bool,
+}
+
+impl fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Renderer")
+            .field("macros", &self.lib.macros.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Renderer {
     /// A renderer with the project's macro files (`(path, text)`), where
     /// every ref and source points, the project's `vars` (overrides
-    /// already applied) and the target.
+    /// already applied) and the target; default [`Settings`].
     pub fn new(
         macro_files: &[(PathBuf, String)],
         relations: Relations,
         vars: IndexMap<String, serde_json::Value>,
         target: &Target,
     ) -> Result<Renderer> {
+        Self::with_settings(macro_files, relations, vars, target, &Settings::default())
+    }
+
+    /// [`Renderer::new`] with the project's name, dispatch config, docs and
+    /// the invocation's id, start and flags.
+    pub fn with_settings(
+        macro_files: &[(PathBuf, String)],
+        relations: Relations,
+        vars: IndexMap<String, serde_json::Value>,
+        target: &Target,
+        settings: &Settings,
+    ) -> Result<Renderer> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // SQL is never escaped (minijinja would JSON-escape templates named
         // `*.yml`, as generic tests from properties files are).
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        env.add_function("ref", ref_fn);
-        env.add_function("source", source_fn);
-        env.add_function("config", config_fn);
-        env.add_function("var", var_fn);
-        env.add_function("env_var", env_var_fn);
-        env.add_function("is_incremental", is_incremental_fn);
-        let mut all = String::new();
-        let mut names = Vec::new();
-        let defined: Vec<String> = macro_files
-            .iter()
-            .flat_map(|(_, t)| macro_names(&dbt_blocks_to_macros(t)))
-            .collect();
-        for (name, text) in BUILTIN_TESTS {
-            if !defined.iter().any(|d| d == name) {
-                names.push((*name).to_string());
-                all.push_str(text);
-                all.push('\n');
-            }
-        }
-        for (path, text) in macro_files {
-            let text = dbt_blocks_to_macros(text);
-            // Checked one file at a time so that errors name the file and line.
-            let mut probe = Environment::new();
-            probe
-                .add_template_owned(path.display().to_string(), text.clone())
-                .map_err(|e| jinja_error(path, &e))?;
-            for n in macro_names(&text) {
-                if names.contains(&n) {
-                    return Err(TransformError::Project {
-                        message: format!(
-                            "macro `{n}` is defined twice (again in `{}`)",
-                            path.display()
-                        ),
-                        hint: Some("rename one of them".into()),
-                    });
-                }
-                names.push(n);
-            }
-            all.push_str(&text);
-            all.push('\n');
-        }
-        env.add_template_owned(MACROS, all)
-            .map_err(|e| jinja_error(Path::new("macros"), &e))?;
+        env.set_formatter(context::py_formatter);
+        // Errors carry their file and line; the debug dump is not needed
+        // (and `return()` raises one per macro call).
+        env.set_debug(false);
+        // Python's str/dict/list methods: `.upper()`, `.items()`, `.split()`.
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        let flags = Flags {
+            FULL_REFRESH: settings.full_refresh,
+            WHICH: "run".into(),
+            ..Flags::default()
+        };
+        context::register(
+            &mut env,
+            &Globals {
+                project_name: &settings.project_name,
+                invocation_id: &settings.invocation_id,
+                run_started_at: settings.run_started_at,
+                flags: &flags,
+                target: serde_value(target),
+            },
+        );
+        docs::register(&mut env, Arc::new(settings.docs.clone()));
+        let lib = Arc::new(Library::load(
+            &mut env,
+            &settings.project_name,
+            macro_files,
+            &target.kind,
+            &settings.dispatch,
+        )?);
+        lib.register(&mut env, &target.kind);
+        env.add_template(EMPTY, "")
+            .map_err(|e| jinja_error(Path::new(EMPTY), &e))?;
         Ok(Renderer {
             env,
-            macro_names: names,
+            lib,
             relations: Arc::new(relations),
             vars: Arc::new(vars),
-            target: Value::from(minijinja::value::Serde(target)),
+            execute: true,
         })
+    }
+
+    /// Point `ref` and `source` somewhere else.
+    pub fn set_relations(&mut self, relations: Relations) {
+        self.relations = Arc::new(relations);
+    }
+
+    /// What `execute` is: false while configs are read (dbt's parse),
+    /// true for the final SQL (the default).
+    pub fn set_execute(&mut self, execute: bool) {
+        self.execute = execute;
+    }
+
+    fn capture(
+        &self,
+        this: Option<&Relation>,
+        model: Option<Value>,
+        incremental: bool,
+    ) -> Arc<Capture> {
+        Arc::new(Capture {
+            relations: self.relations.clone(),
+            vars: self.vars.clone(),
+            this: this.cloned(),
+            model,
+            is_incremental: incremental,
+            execute: self.execute,
+            ..Capture::default()
+        })
+    }
+
+    /// A minijinja error as a transform error, at the macro's file and line
+    /// when it happened inside a macro.
+    fn error(&self, path: &Path, e: &Error) -> TransformError {
+        let Some(def) = e.name().and_then(|n| self.lib.of_template(n)) else {
+            return jinja_error(path, e);
+        };
+        let mut err = jinja_error(&def.path, e);
+        if let TransformError::Template { line, message, .. } = &mut err {
+            *line = line.map(|l| l + def.line_offset);
+            message.push_str(&format!(
+                " (in macro `{}`, rendering `{}`)",
+                def.name,
+                path.display()
+            ));
+        }
+        err
     }
 
     /// Render `sql` (the text of `path`) as the node `this`.
@@ -435,36 +335,75 @@ impl Renderer {
         this: &Relation,
         is_incremental: bool,
     ) -> Result<Compiled> {
-        // The import goes on the first line, before the model's own text,
-        // so line numbers in errors are the file's.
-        let source = if self.macro_names.is_empty() {
-            sql.to_string()
-        } else {
-            format!(
-                "{{% from \"{MACROS}\" import {} %}}{sql}",
-                self.macro_names.join(", ")
-            )
-        };
-        let capture = Arc::new(Capture {
-            relations: self.relations.clone(),
-            vars: self.vars.clone(),
-            is_incremental,
-            used: Mutex::new(Compiled::default()),
-        });
+        self.render_node(path, sql, this, is_incremental, None)
+    }
+
+    /// [`Renderer::render`], with `model` (the node: `name`, `config`, …).
+    pub fn render_node(
+        &self,
+        path: &Path,
+        sql: &str,
+        this: &Relation,
+        is_incremental: bool,
+        model: Option<&serde_json::Value>,
+    ) -> Result<Compiled> {
+        let capture = self.capture(Some(this), model.map(serde_value), is_incremental);
         let name = path.display().to_string();
+        let text = mutable::rewrite_sets(sql);
         let tmpl = self
             .env
-            .template_from_named_str(&name, &source)
+            .template_from_named_str(&name, &text)
             .map_err(|e| jinja_error(path, &e))?;
-        let ctx = minijinja::context! {
-            __sluice_capture__ => Value::from_dyn_object(capture.clone()),
-            this => Value::from_object(this.clone()),
-            target => self.target.clone(),
-        };
-        let sql = tmpl.render(ctx).map_err(|e| jinja_error(path, &e))?;
+        let sql = tmpl
+            .render(Value::from_dyn_object(capture.clone()))
+            .map_err(|e| self.error(path, &e))?;
         let mut used = capture.used.lock().map(|u| u.clone()).unwrap_or_default();
         used.sql = sql;
         Ok(used)
+    }
+
+    /// Whether the project itself defines macro `name` (overriding dbt's).
+    pub fn project_defines(&self, name: &str) -> bool {
+        self.lib.project_defines(name)
+    }
+
+    /// Call macro `name` (the project's, else dbt's) with `args`, outside
+    /// any node; `path` names what asked, for errors.
+    pub fn call_macro(&self, path: &Path, name: &str, args: &[Value]) -> Result<Value> {
+        let id = self
+            .lib
+            .global(name)
+            .ok_or_else(|| TransformError::Template {
+                path: path.to_path_buf(),
+                line: None,
+                message: format!("there is no macro `{name}`"),
+            })?;
+        let m = self.lib.macro_value(id);
+        let tmpl = self
+            .env
+            .get_template(EMPTY)
+            .map_err(|e| jinja_error(path, &e))?;
+        let run = || -> Result<Value, Error> {
+            let mut state =
+                tmpl.render_captured(Value::from_dyn_object(self.capture(None, None, false)))?;
+            state.with_state_mut(|s| m.call(s, args))
+        };
+        run().map_err(|e| self.error(path, &e))
+    }
+
+    /// A description from a properties file (`path`) with its Jinja
+    /// (`{{ doc('orders') }}`, `var`, `env_var`) rendered.
+    pub fn render_description(&self, path: &Path, text: &str) -> Result<String> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_string());
+        }
+        let name = path.display().to_string();
+        let tmpl = self
+            .env
+            .template_from_named_str(&name, text)
+            .map_err(|e| jinja_error(path, &e))?;
+        tmpl.render(Value::from_dyn_object(self.capture(None, None, false)))
+            .map_err(|e| self.error(path, &e))
     }
 }
 
@@ -482,7 +421,30 @@ mod tests {
         }
     }
 
-    fn renderer(macros: &[(&str, &str)]) -> Renderer {
+    fn target(kind: &str) -> Target {
+        Target {
+            name: "dev".into(),
+            kind: kind.into(),
+            schema: "main".into(),
+            database: None,
+            threads: 4,
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            project_name: "shop".into(),
+            invocation_id: "0f6c-inv".into(),
+            run_started_at: chrono::DateTime::parse_from_rfc3339("2024-03-09T07:05:01Z")
+                .unwrap()
+                .to_utc(),
+            full_refresh: true,
+            dispatch: Vec::new(),
+            docs: Docs::from([("orders".to_string(), "One row per order.".to_string())]),
+        }
+    }
+
+    fn renderer_with(macros: &[(&str, &str)], kind: &str, settings: &Settings) -> Renderer {
         let mut relations = Relations::default();
         relations
             .nodes
@@ -496,19 +458,345 @@ mod tests {
             .collect();
         let mut vars = IndexMap::new();
         vars.insert("start".to_string(), json!("2024-01-01"));
-        Renderer::new(
-            &files,
-            relations,
-            vars,
-            &Target {
-                name: "dev".into(),
-                kind: "sluice".into(),
-                schema: "main".into(),
-                database: None,
-                threads: 4,
-            },
+        Renderer::with_settings(&files, relations, vars, &target(kind), settings).unwrap()
+    }
+
+    fn renderer(macros: &[(&str, &str)]) -> Renderer {
+        renderer_with(macros, "sluice", &Settings::default())
+    }
+
+    /// Render `sql` as `models/m.sql`.
+    fn render(r: &Renderer, sql: &str) -> Result<Compiled> {
+        r.render(Path::new("models/m.sql"), sql, &rel("main", "m"), false)
+    }
+
+    fn sql(r: &Renderer, sql: &str) -> String {
+        render(r, sql).unwrap().sql
+    }
+
+    fn error(r: &Renderer, sql: &str) -> String {
+        render(r, sql).unwrap_err().to_string()
+    }
+
+    const CENTS: &str = "{% macro cents(col) %}{{ return(adapter.dispatch('cents', 'shop')(col)) }}{% endmacro %}\n{% macro default__cents(col) %}({{ col }} / 100){% endmacro %}\n{% macro postgres__cents(col) %}({{ col }}::numeric / 100){% endmacro %}";
+
+    #[test]
+    fn dispatch_follows_the_adapter_chain() {
+        let s = settings();
+        // sluice: datafusion__ → postgres__ → default__.
+        let r = renderer_with(&[("macros/cents.sql", CENTS)], "sluice", &s);
+        assert_eq!(
+            sql(
+                &r,
+                "{{ cents('amount') }} {{ adapter.dispatch('cents')('x') }}"
+            ),
+            "(amount::numeric / 100) (x::numeric / 100)"
+        );
+        let with_df = format!(
+            "{CENTS}\n{{% macro datafusion__cents(col) %}}cast({{{{ col }}}} as double) / 100{{% endmacro %}}"
+        );
+        let r = renderer_with(&[("macros/cents.sql", &with_df)], "sluice", &s);
+        assert_eq!(
+            sql(&r, "{{ cents('amount') }}"),
+            "cast(amount as double) / 100"
+        );
+        // postgres: postgres__ → default__; duckdb: default__.
+        let r = renderer_with(&[("macros/cents.sql", &with_df)], "postgres", &s);
+        assert_eq!(sql(&r, "{{ cents('amount') }}"), "(amount::numeric / 100)");
+        let r = renderer_with(&[("macros/cents.sql", &with_df)], "duckdb", &s);
+        assert_eq!(sql(&r, "{{ cents('amount') }}"), "(amount / 100)");
+        // The project's namespace and dbt's.
+        assert_eq!(sql(&r, "{{ shop.default__cents('a') }}"), "(a / 100)");
+        assert_eq!(
+            sql(
+                &r,
+                "{{ adapter.dispatch('generate_schema_name', 'dbt')('x', none) }}|{{ dbt.generate_schema_name(none) }}"
+            ),
+            "main_x|main"
+        );
+        assert_eq!(
+            sql(&r, "{{ adapter.type() }} {{ adapter.quote('a') }}"),
+            "duckdb \"a\""
+        );
+        let e = error(&r, "select\n{{ adapter.dispatch('nope')() }}");
+        assert_eq!(
+            e,
+            "models/m.sql:2: In dispatch: No macro named 'nope' found within namespace: 'None'\n    Searched for: 'duckdb__nope', 'default__nope'"
+        );
+        let r = renderer_with(&[], "sluice", &s);
+        let e = error(&r, "{{ adapter.dispatch('nope', 'dbt')() }}");
+        assert!(
+            e.ends_with("Searched for: 'shop.datafusion__nope', 'shop.postgres__nope', 'shop.default__nope', 'dbt.datafusion__nope', 'dbt.postgres__nope', 'dbt.default__nope'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_projects_dispatch_config_sets_the_search_order() {
+        let project_default =
+            "{% macro default__generate_schema_name(custom, node) %}mine{% endmacro %}";
+        let mut s = settings();
+        // Without config, the project's macro comes first for `dbt`.
+        let r = renderer_with(&[("macros/s.sql", project_default)], "sluice", &s);
+        assert_eq!(sql(&r, "{{ generate_schema_name('x') }}"), "mine");
+        s.dispatch = vec![DispatchConfig {
+            macro_namespace: "dbt".into(),
+            search_order: vec!["dbt".into()],
+        }];
+        let r = renderer_with(&[("macros/s.sql", project_default)], "sluice", &s);
+        assert_eq!(sql(&r, "{{ dbt.generate_schema_name('x') }}"), "main_x");
+    }
+
+    #[test]
+    fn return_gives_macros_values() {
+        let r = renderer(&[(
+            "macros/values.sql",
+            "{% macro cols() %}{% do return(['a', 'b']) %}{% endmacro %}\n\
+             {% macro pick(d) %}{{ return({'x': d, 'n': 2}) }}never{% endmacro %}\n\
+             {% macro early(flag) %}{% if flag %}{% do return('yes') %}{% endif %}{% do return('no') %}{% endmacro %}\n\
+             {% macro fact(n) %}{% if n <= 1 %}{{ return(1) }}{% endif %}{{ return(n * fact(n - 1)) }}{% endmacro %}\n\
+             {% macro wrap() %}<{{ caller() }}>{% endmacro %}",
+        )]);
+        assert_eq!(
+            sql(
+                &r,
+                "{% set cs = cols() %}{% for c in cs %}{{ c }}{% if not loop.last %}, {% endif %}{% endfor %} {{ pick(1).n }} {{ early(true) }} {{ early(false) }} {{ cols() | length }} {{ fact(5) }} {% call wrap() %}in{% endcall %}"
+            ),
+            "a, b 2 yes no 2 120 <in>"
+        );
+        assert_eq!(
+            error(&r, "\n{{ return(1) }}"),
+            "models/m.sql:2: return() was called outside a macro"
+        );
+        let r = renderer(&[(
+            "macros/loop.sql",
+            "{% macro forever(n) %}{{ forever(n + 1) }}{% endmacro %}",
+        )]);
+        let e = error(&r, "{{ forever(0) }}");
+        assert!(e.contains("more than 48 deep (at `forever`)"), "{e}");
+    }
+
+    #[test]
+    fn lists_and_dicts_change_in_place() {
+        let r = renderer(&[(
+            "macros/key.sql",
+            "{% macro key(cols) %}{%- set fields = [] -%}{%- for c in cols -%}{%- do fields.append('coalesce(' ~ c ~ \", '')\") -%}{%- if not loop.last %}{%- do fields.append(\"'-'\") -%}{%- endif -%}{%- endfor -%}md5({{ fields | join(' || ') }}){% endmacro %}",
+        )]);
+        assert_eq!(
+            sql(&r, "{{ key(['a', 'b']) }}"),
+            "md5(coalesce(a, '') || '-' || coalesce(b, ''))"
+        );
+        assert_eq!(
+            sql(
+                &r,
+                "{% set d = {'a': 1} %}{% do d.update({'b': 2}) %}{% for k in ['c'] %}{% do d.update(c=3) %}{% endfor %}{{ d }} {{ d.items() | list | length }} {% set l = [3] %}{% do l.extend([4, 5]) %}{{ l.pop() }} {{ l }} {{ l | length }} {{ l[-1] }} {{ tojson(l) }}"
+            ),
+            "{'a': 1, 'b': 2, 'c': 3} 3 5 [3, 4] 2 4 [3, 4]"
+        );
+    }
+
+    #[test]
+    fn logs_warnings_and_compiler_errors() {
+        let r = renderer(&[(
+            "macros/check.sql",
+            "{% macro check(x) %}\n{% if x < 0 %}\n{{ exceptions.raise_compiler_error('x is negative: ' ~ x) }}\n{% endif %}{% endmacro %}",
+        )]);
+        let c = render(
+            &r,
+            "{{ log('hello', info=True) }}{% do print('p') %}{% do exceptions.warn('careful') %}x{{ check(1) }}",
         )
-        .unwrap()
+        .unwrap();
+        assert_eq!(c.sql, "x\n");
+        assert_eq!(c.logs, vec!["hello", "p"]);
+        assert_eq!(c.warnings, vec!["careful"]);
+        assert_eq!(
+            error(
+                &r,
+                "select 1\n{{ exceptions.raise_compiler_error('bad input') }}"
+            ),
+            "models/m.sql:2: Compilation Error: bad input"
+        );
+        assert_eq!(
+            error(&r, "select 1\n\n{{ check(-2) }}"),
+            "macros/check.sql:3: Compilation Error: x is negative: -2 (in macro `check`, rendering `models/m.sql`)"
+        );
+    }
+
+    #[test]
+    fn docs_render_in_models_and_descriptions() {
+        let r = renderer_with(&[], "sluice", &settings());
+        assert_eq!(sql(&r, "-- {{ doc('orders') }}"), "-- One row per order.");
+        let path = Path::new("models/schema.yml");
+        assert_eq!(
+            r.render_description(path, "Orders. {{ doc('orders') }}")
+                .unwrap(),
+            "Orders. One row per order."
+        );
+        assert_eq!(r.render_description(path, "plain").unwrap(), "plain");
+        assert_eq!(
+            r.render_description(path, "{{ doc('order') }}")
+                .unwrap_err()
+                .to_string(),
+            "models/schema.yml:1: doc('order') names no docs block (did you mean `orders`?)"
+        );
+    }
+
+    #[test]
+    fn the_common_context() {
+        let mut r = renderer_with(&[], "sluice", &settings());
+        assert_eq!(
+            sql(
+                &r,
+                "{{ execute }} {{ project_name }} {{ invocation_id }} {{ flags.FULL_REFRESH }}"
+            ),
+            "True shop 0f6c-inv True"
+        );
+        r.set_execute(false);
+        assert_eq!(sql(&r, "{{ execute }}"), "False");
+        assert_eq!(
+            sql(
+                &r,
+                "{{ run_started_at }}|{{ run_started_at.strftime('%Y%m%d') }}|{{ run_started_at.isoformat() }}|{{ run_started_at.year }}"
+            ),
+            "2024-03-09 07:05:01+00:00|20240309|2024-03-09T07:05:01+00:00|2024"
+        );
+        assert_eq!(
+            sql(
+                &r,
+                "{{ modules.datetime.date(2024, 1, 2).isoformat() }} {{ modules.datetime.datetime(2024, 1, 2, 3).strftime('%H') }} {{ modules.datetime.datetime.strptime('2024-05-06', '%Y-%m-%d') }}"
+            ),
+            "2024-01-02 03 2024-05-06 00:00:00"
+        );
+        assert_eq!(
+            sql(
+                &r,
+                "{{ tojson({'b': [1, none], 'a': 'x'}) }} {{ fromjson('{\"k\": [1, 2]}').k[1] }} {{ fromjson('nope', 'd') }} {{ local_md5('abc') }}"
+            ),
+            "{\"b\": [1, null], \"a\": \"x\"} 2 d 900150983cd24fb0d6963f7d28e17f72"
+        );
+        assert_eq!(
+            sql(
+                &r,
+                "{% for a, b in zip([1, 2], ['x', 'y']) %}{{ a }}{{ b }} {% endfor %}{{ set([1, 1, 2]) }}"
+            ),
+            "1x 2y [1, 2]"
+        );
+        assert_eq!(
+            sql(
+                &r,
+                "{{ none }} {{ true }} {{ ['a', none] }} {{ {'k': 1} }} {{ 'Ab'.upper() }} {% for k, v in {'x': 1}.items() %}{{ k }}={{ v }}{% endfor %} {{ 'a,b'.split(',') | join('|') }}"
+            ),
+            "None True ['a', None] {'k': 1} AB x=1 a|b"
+        );
+        assert_eq!(
+            sql(
+                &r,
+                "{{ var.has_var('start') }} {{ var.has_var('nope') }} {{ var('nope', none) }} {{ config.get('nope', 'd') }}{{ config(schema='s') }} {{ config.get('schema') }}"
+            ),
+            "True False None d s"
+        );
+        assert_eq!(
+            error(&r, "{{ modules.re.match('a', 'b') }}"),
+            "models/m.sql:1: `modules.re.match` is not supported by Sluice yet"
+        );
+    }
+
+    #[test]
+    fn database_calls_at_compile_time_are_refused_clearly() {
+        let mut r = renderer(&[]);
+        assert_eq!(
+            error(&r, "select\n{% set rows = run_query('select 1') %}"),
+            "models/m.sql:2: run_query needs a database at compile time; not supported yet"
+        );
+        assert_eq!(
+            error(
+                &r,
+                "{% call statement('x', fetch_result=True) %}select 1{% endcall %}"
+            ),
+            "models/m.sql:1: statement needs a database at compile time; not supported yet"
+        );
+        assert_eq!(
+            error(&r, "{{ adapter.get_columns_in_relation(this) }}"),
+            "models/m.sql:1: adapter.get_columns_in_relation needs a database at compile time; not supported yet"
+        );
+        // dbt's guard: nothing runs while configs are read.
+        r.set_execute(false);
+        assert_eq!(
+            sql(
+                &r,
+                "{% if execute %}{% set rows = run_query('select 1') %}{% endif %}ok"
+            ),
+            "ok"
+        );
+    }
+
+    #[test]
+    fn naming_macros_are_called_with_a_node() {
+        let r = renderer_with(
+            &[(
+                "macros/naming.sql",
+                "{% macro generate_schema_name(custom_schema_name, node) -%}\n{%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}{%- endif -%}\n{%- endmacro %}",
+            )],
+            "sluice",
+            &settings(),
+        );
+        assert!(r.project_defines("generate_schema_name"));
+        assert!(!r.project_defines("generate_alias_name"));
+        let node = serde_value(json!({"name": "orders", "fqn": ["shop", "orders"]}));
+        let call = |custom: Value| {
+            r.call_macro(
+                Path::new("models/orders.sql"),
+                "generate_schema_name",
+                &[custom, node.clone()],
+            )
+            .unwrap()
+            .to_string()
+        };
+        assert_eq!(call(Value::from(" marts ")), "marts");
+        assert_eq!(call(Value::from(())), "main");
+        let alias = r
+            .call_macro(
+                Path::new("models/orders.sql"),
+                "generate_alias_name",
+                &[Value::from(()), node.clone()],
+            )
+            .unwrap();
+        assert_eq!(alias.to_string(), "orders");
+    }
+
+    #[test]
+    fn ten_thousand_renders_stay_fast() {
+        let r = renderer_with(&[("macros/cents.sql", CENTS)], "sluice", &settings());
+        let start = std::time::Instant::now();
+        for i in 0..10_000 {
+            let c = render(
+                &r,
+                "{{ config(materialized='table') }}select {{ cents('amount') }} as usd, {{ var('start') }} as s from {{ ref('stg_orders') }}",
+            )
+            .unwrap();
+            assert!(c.sql.len() > 10, "{i}");
+        }
+        let took = start.elapsed();
+        eprintln!("10,000 renders: {took:?}");
+        for (label, text) in [
+            ("plain", "select 1 from {{ ref('stg_orders') }}"),
+            (
+                "one macro",
+                "select {{ default__cents('a') }} from {{ ref('stg_orders') }}",
+            ),
+            (
+                "dispatching macro",
+                "select {{ cents('a') }} from {{ ref('stg_orders') }}",
+            ),
+        ] {
+            let start = std::time::Instant::now();
+            for _ in 0..10_000 {
+                render(&r, text).unwrap();
+            }
+            eprintln!("{label}: {:?}", start.elapsed());
+        }
+        // Generous for unoptimised test builds; release is several times faster.
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     }
 
     #[test]
