@@ -10,6 +10,7 @@
 //! into its [`Capture`], which is also the render's root context: nested
 //! macro evaluations find it there.
 
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -578,17 +579,29 @@ pub(crate) struct Flags {
     pub WHICH: String,
 }
 
-/// A name dbt has and Sluice does not: any use of it is a clear error.
+/// A name dbt has and Sluice does not: calling it (or a method of it, or
+/// of one of its attributes: `graph.nodes.values()`) is a clear error.
 #[derive(Debug)]
-pub(crate) struct Unsupported(pub &'static str);
+pub(crate) struct Unsupported(pub std::borrow::Cow<'static, str>);
 
 impl Unsupported {
+    /// The value for `name`.
+    pub fn value(name: &'static str) -> Value {
+        Value::from_object(Unsupported(name.into()))
+    }
+
     fn error(&self) -> Error {
         invalid(format!("`{}` is not supported by Sluice yet", self.0))
     }
 }
 
 impl Object for Unsupported {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(Value::from_object(Unsupported(
+            format!("{}.{}", self.0, key.as_str()?).into(),
+        )))
+    }
+
     fn call(self: &Arc<Self>, _: &mut State<'_, '_>, _: &[Value]) -> Result<Value, Error> {
         Err(self.error())
     }
@@ -604,6 +617,10 @@ impl Object for Unsupported {
             self.0
         )))
     }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}: not supported by Sluice yet>", self.0)
+    }
 }
 
 /// `modules`: `modules.datetime`; the others are refused clearly.
@@ -614,9 +631,9 @@ impl Object for Modules {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         Some(match key.as_str()? {
             "datetime" => datetime::module(),
-            "pytz" => Value::from_object(Unsupported("modules.pytz")),
-            "re" => Value::from_object(Unsupported("modules.re")),
-            "itertools" => Value::from_object(Unsupported("modules.itertools")),
+            "pytz" => Unsupported::value("modules.pytz"),
+            "re" => Unsupported::value("modules.re"),
+            "itertools" => Unsupported::value("modules.itertools"),
             _ => return None,
         })
     }
@@ -664,8 +681,8 @@ pub(crate) fn register(env: &mut Environment<'static>, g: &Globals<'_>) {
         env.add_global(name, needs_database(name));
     }
     env.add_global("modules", Value::from_object(Modules));
-    env.add_global("api", Value::from_object(Unsupported("api")));
-    env.add_global("graph", Value::from_object(Unsupported("graph")));
+    env.add_global("api", Unsupported::value("api"));
+    env.add_global("graph", Unsupported::value("graph"));
     env.add_global("run_started_at", datetime::from_utc(g.run_started_at));
     env.add_global("invocation_id", g.invocation_id.to_string());
     env.add_global("project_name", g.project_name.to_string());

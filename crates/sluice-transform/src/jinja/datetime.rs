@@ -343,8 +343,8 @@ impl Object for Module {
         Some(match key.as_str()? {
             "datetime" => Value::from_object(DateTimeClass),
             "date" => Value::from_object(DateClass),
-            "timedelta" => Value::from_object(Unsupported("modules.datetime.timedelta")),
-            "timezone" => Value::from_object(Unsupported("modules.datetime.timezone")),
+            "timedelta" => Unsupported::value("modules.datetime.timedelta"),
+            "timezone" => Unsupported::value("modules.datetime.timezone"),
             _ => return None,
         })
     }

@@ -699,6 +699,14 @@ mod tests {
             error(&r, "{{ modules.re.match('a', 'b') }}"),
             "models/m.sql:1: `modules.re.match` is not supported by Sluice yet"
         );
+        assert_eq!(
+            error(&r, "{% for n in graph.nodes.values() %}{% endfor %}"),
+            "models/m.sql:1: `graph.nodes.values` is not supported by Sluice yet"
+        );
+        assert_eq!(
+            error(&r, "{{ api.Column.translate_type('x') }}"),
+            "models/m.sql:1: `api.Column.translate_type` is not supported by Sluice yet"
+        );
     }
 
     #[test]
