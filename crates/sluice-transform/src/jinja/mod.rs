@@ -532,6 +532,28 @@ mod tests {
     }
 
     #[test]
+    fn jaffle_shops_cents_to_dollars_renders_as_in_dbt_postgres() {
+        let macros = "{# A basic example for a project-wide macro to cast a column uniformly #}\n\n\
+            {% macro cents_to_dollars(column_name) -%}\n    {{ return(adapter.dispatch('cents_to_dollars')(column_name)) }}\n{%- endmacro %}\n\n\
+            {% macro default__cents_to_dollars(column_name) -%}\n    ({{ column_name }} / 100)::numeric(16, 2)\n{%- endmacro %}\n\n\
+            {% macro postgres__cents_to_dollars(column_name) -%}\n    ({{ column_name }}::numeric(16, 2) / 100)\n{%- endmacro %}\n\n\
+            {% macro bigquery__cents_to_dollars(column_name) %}\n    round(cast(({{ column_name }} / 100) as numeric), 2)\n{% endmacro %}\n\n\
+            {% macro with_default(x, t=dbt.generate_schema_name(none)) %}{{ x }}:{{ t }}{% endmacro %}";
+        let r = renderer_with(
+            &[("macros/cents_to_dollars.sql", macros)],
+            "sluice",
+            &settings(),
+        );
+        assert_eq!(
+            sql(
+                &r,
+                "select\n    {{ cents_to_dollars('subtotal') }} as subtotal,\n    {{ cents_to_dollars(column_name='tax_paid') }} as tax_paid,\n    {{ with_default('a') }}"
+            ),
+            "select\n    (subtotal::numeric(16, 2) / 100) as subtotal,\n    (tax_paid::numeric(16, 2) / 100) as tax_paid,\n    a:main"
+        );
+    }
+
+    #[test]
     fn the_projects_dispatch_config_sets_the_search_order() {
         let project_default =
             "{% macro default__generate_schema_name(custom, node) %}mine{% endmacro %}";
