@@ -622,8 +622,21 @@ pub fn compile_with(
                     name: name.clone(),
                     kind: NodeKind::Snapshot,
                     path: f.path.clone(),
+                    relation: snapshot_relation(
+                        relation_of(
+                            pname,
+                            NodeKind::Snapshot,
+                            &name,
+                            &f.path,
+                            &fqn,
+                            &config,
+                            target,
+                            &renderer,
+                            naming,
+                        )?,
+                        &config,
+                    ),
                     fqn,
-                    relation: snapshot_relation(&name, &config, target),
                     config,
                     sql: None,
                     checksum: sha256(&body),
@@ -674,7 +687,18 @@ pub fn compile_with(
                 )?;
             }
             NodeKind::Snapshot => {
-                node.relation = snapshot_relation(&node.name, &node.config, target);
+                let base = relation_of(
+                    pname,
+                    node.kind,
+                    &node.name,
+                    &node.path,
+                    &node.fqn,
+                    &node.config,
+                    target,
+                    &renderer,
+                    naming,
+                )?;
+                node.relation = snapshot_relation(base, &node.config);
             }
             _ => {}
         }
@@ -903,9 +927,9 @@ pub fn compile_with(
 }
 
 /// A snapshot's relation: `target_schema` / `target_database` as written
-/// (dbt's legacy configs), else `schema` through `generate_schema_name`.
-fn snapshot_relation(name: &str, config: &IndexMap<String, Value>, target: &Target) -> Relation {
-    let mut r = default_relation(name, config, target);
+/// (dbt's legacy configs) over `base` (`schema` through
+/// `generate_schema_name`, the project's when it has one).
+fn snapshot_relation(mut r: Relation, config: &IndexMap<String, Value>) -> Relation {
     if let Some(s) = config.get("target_schema").and_then(Value::as_str) {
         r.schema = s.to_string();
     }
