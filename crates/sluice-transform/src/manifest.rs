@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{merge_config, resolve};
 use crate::error::{Result, TransformError};
-use crate::jinja::{Relation, Relations, Renderer, Target};
+use crate::jinja::{DispatchConfig, Docs, Relation, Relations, Renderer, Settings, Target};
 use crate::project::{DbtProject, FileKind, ProjectFile};
 use crate::properties::{self, NodeProperties, PropertiesFile};
 use crate::testing::{self, TestInfo, Tested};
@@ -158,6 +158,13 @@ pub struct Manifest {
     pub properties: BTreeMap<PathBuf, PropertiesFile>,
     /// The target compiled for.
     pub target: Target,
+    /// What `log()`/`print()` said while the final SQL was rendered, as
+    /// `(node, message)`.
+    pub logs: Vec<(String, String)>,
+    /// What `exceptions.warn()` said, as `(node, message)`.
+    pub warnings: Vec<(String, String)>,
+    /// The invocation's id (`invocation_id` in templates).
+    pub invocation_id: String,
     renderer: Arc<Renderer>,
 }
 
@@ -206,20 +213,178 @@ pub fn sha256(text: &str) -> String {
         .collect()
 }
 
-fn relation_of(name: &str, config: &IndexMap<String, Value>, target: &Target) -> Relation {
+/// Which of dbt's naming macros the project overrides.
+#[derive(Debug, Clone, Copy, Default)]
+struct Naming {
+    schema: bool,
+    alias: bool,
+    database: bool,
+}
+
+impl Naming {
+    fn of(renderer: &Renderer) -> Naming {
+        Naming {
+            schema: renderer.project_defines("generate_schema_name"),
+            alias: renderer.project_defines("generate_alias_name"),
+            database: renderer.project_defines("generate_database_name"),
+        }
+    }
+}
+
+/// What `model` (and a naming macro's `node`) is: the node as dbt's
+/// manifest describes it.
+fn node_json(
+    project: &str,
+    kind: NodeKind,
+    name: &str,
+    path: &Path,
+    fqn: &[String],
+    config: &IndexMap<String, Value>,
+) -> Value {
+    let tags = match config.get("tags") {
+        Some(Value::String(s)) => vec![Value::String(s.clone())],
+        Some(Value::Array(a)) => a.clone(),
+        _ => Vec::new(),
+    };
+    serde_json::json!({
+        "name": name,
+        "alias": name,
+        "unique_id": format!("{}.{project}.{name}", kind.resource_type()),
+        "resource_type": kind.resource_type(),
+        "package_name": project,
+        "path": path.display().to_string(),
+        "original_file_path": path.display().to_string(),
+        "fqn": fqn,
+        "config": config,
+        "tags": tags,
+        "version": null,
+    })
+}
+
+/// A naming macro's answer, trimmed (as dbt trims it).
+fn call_naming(
+    renderer: &Renderer,
+    path: &Path,
+    name: &str,
+    custom: Option<&str>,
+    node: &Value,
+) -> Result<String> {
+    let custom = custom.map_or(minijinja::Value::from(()), minijinja::Value::from);
+    let v = renderer.call_macro(path, name, &[custom, crate::jinja::serde_value(node)])?;
+    Ok(v.to_string().trim().to_string())
+}
+
+/// Where node `name` lands by dbt's default naming rules.
+fn default_relation(name: &str, config: &IndexMap<String, Value>, target: &Target) -> Relation {
+    let custom = |key: &str| config.get(key).and_then(Value::as_str);
     Relation {
-        database: config
-            .get("database")
-            .and_then(Value::as_str)
+        database: custom("database")
             .map(str::to_string)
             .or_else(|| target.database.clone()),
-        schema: generate_schema_name(config.get("schema").and_then(Value::as_str), target),
-        identifier: config
-            .get("alias")
-            .and_then(Value::as_str)
-            .unwrap_or(name)
-            .to_string(),
+        schema: generate_schema_name(custom("schema"), target),
+        identifier: custom("alias").unwrap_or(name).to_string(),
     }
+}
+
+/// Where node `name` lands: dbt's naming rules, or the project's
+/// `generate_schema_name`/`generate_alias_name`/`generate_database_name`.
+#[allow(clippy::too_many_arguments)]
+fn relation_of(
+    project: &str,
+    kind: NodeKind,
+    name: &str,
+    path: &Path,
+    fqn: &[String],
+    config: &IndexMap<String, Value>,
+    target: &Target,
+    renderer: &Renderer,
+    naming: Naming,
+) -> Result<Relation> {
+    let custom = |key: &str| config.get(key).and_then(Value::as_str);
+    if !(naming.schema || naming.alias || naming.database) {
+        return Ok(default_relation(name, config, target));
+    }
+    let node = node_json(project, kind, name, path, fqn, config);
+    let schema = if naming.schema {
+        call_naming(
+            renderer,
+            path,
+            "generate_schema_name",
+            custom("schema"),
+            &node,
+        )?
+    } else {
+        generate_schema_name(custom("schema"), target)
+    };
+    let identifier = if naming.alias {
+        call_naming(
+            renderer,
+            path,
+            "generate_alias_name",
+            custom("alias"),
+            &node,
+        )?
+    } else {
+        custom("alias").unwrap_or(name).to_string()
+    };
+    let database = if naming.database {
+        Some(call_naming(
+            renderer,
+            path,
+            "generate_database_name",
+            custom("database"),
+            &node,
+        )?)
+        .filter(|d| !d.is_empty() && d != "none" && d != "None")
+    } else {
+        custom("database")
+            .map(str::to_string)
+            .or_else(|| target.database.clone())
+    };
+    Ok(Relation {
+        database,
+        schema,
+        identifier,
+    })
+}
+
+/// The `dispatch:` entries of `dbt_project.yml`.
+fn dispatch_config(project: &DbtProject) -> Result<Vec<DispatchConfig>> {
+    let Some(entries) = project.other.get("dispatch") else {
+        return Ok(Vec::new());
+    };
+    let bad = || {
+        TransformError::Project {
+        message: format!(
+            "{}: `dispatch:` must be a list of {{macro_namespace: …, search_order: […]}}",
+            project.dir.join(crate::project::PROJECT_FILE).display()
+        ),
+        hint: Some("e.g. `dispatch: [{macro_namespace: dbt_utils, search_order: [my_project, dbt_utils]}]`".into()),
+    }
+    };
+    let Value::Array(entries) = entries else {
+        return Err(bad());
+    };
+    entries
+        .iter()
+        .map(|e| {
+            let namespace = e
+                .get("macro_namespace")
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?;
+            let order = e
+                .get("search_order")
+                .and_then(Value::as_array)
+                .ok_or_else(bad)?
+                .iter()
+                .map(|p| p.as_str().map(str::to_string).ok_or_else(bad))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(DispatchConfig {
+                macro_namespace: namespace.to_string(),
+                search_order: order,
+            })
+        })
+        .collect()
 }
 
 /// What `ref` gives for an ephemeral model: the CTE's name.
@@ -287,15 +452,43 @@ pub fn compile(
     target: &Target,
     var_overrides: &IndexMap<String, Value>,
 ) -> Result<Manifest> {
+    compile_with(project, target, var_overrides, Settings::default())
+}
+
+/// [`compile`] with the invocation's id, start time and flags from
+/// `settings` (its project name, dispatch config and docs are the
+/// project's).
+pub fn compile_with(
+    project: &DbtProject,
+    target: &Target,
+    var_overrides: &IndexMap<String, Value>,
+    mut settings: Settings,
+) -> Result<Manifest> {
     let dir = &project.dir;
     let pname = &project.name;
+    let macros: Vec<(PathBuf, String)> = project
+        .files_of(FileKind::Macro)
+        .map(|f| read(dir, f).map(|t| (f.path.clone(), t)))
+        .collect::<Result<_>>()?;
+    let mut docs = Docs::new();
+    for f in project.files_of(FileKind::Docs) {
+        crate::jinja::parse_docs(&f.path, &read(dir, f)?, &mut docs)?;
+    }
+    settings.project_name = pname.clone();
+    settings.dispatch = dispatch_config(project)?;
+    settings.docs = docs;
+    let vars = project_vars(project, var_overrides);
+    let mut renderer =
+        Renderer::with_settings(&macros, Relations::default(), vars, target, &settings)?;
+    let naming = Naming::of(&renderer);
     // Properties files: node properties and sources.
     let mut props = BTreeMap::new();
     let mut node_props: HashMap<String, NodeProperties> = HashMap::new();
     let mut relations = Relations::default();
     let mut sources = IndexMap::new();
     for f in project.files_of(FileKind::Properties) {
-        let file = properties::load(&dir.join(&f.path))?;
+        let mut file = properties::load(&dir.join(&f.path))?;
+        render_descriptions(&renderer, &f.path, &mut file)?;
         for n in file.models.iter().chain(&file.seeds) {
             node_props.insert(n.name.clone(), n.clone());
         }
@@ -358,7 +551,21 @@ pub fn compile(
             };
             let relation = match kind {
                 NodeKind::Test => audit_relation(&f.name, target),
-                _ => relation_of(&f.name, &config, target),
+                // A model's own `config()` may still move it (pass 1).
+                NodeKind::Model => relation_of(
+                    pname,
+                    kind,
+                    &f.name,
+                    &f.path,
+                    &f.fqn,
+                    &config,
+                    target,
+                    &renderer,
+                    Naming::default(),
+                )?,
+                NodeKind::Seed | NodeKind::Snapshot | NodeKind::UnitTest => relation_of(
+                    pname, kind, &f.name, &f.path, &f.fqn, &config, target, &renderer, naming,
+                )?,
             };
             nodes.insert(
                 f.name.clone(),
@@ -415,8 +622,21 @@ pub fn compile(
                     name: name.clone(),
                     kind: NodeKind::Snapshot,
                     path: f.path.clone(),
+                    relation: snapshot_relation(
+                        relation_of(
+                            pname,
+                            NodeKind::Snapshot,
+                            &name,
+                            &f.path,
+                            &fqn,
+                            &config,
+                            target,
+                            &renderer,
+                            naming,
+                        )?,
+                        &config,
+                    ),
                     fqn,
-                    relation: snapshot_relation(&name, &config, target),
                     config,
                     sql: None,
                     checksum: sha256(&body),
@@ -430,32 +650,60 @@ pub fn compile(
             );
         }
     }
-    let macros: Vec<(PathBuf, String)> = project
-        .files_of(FileKind::Macro)
-        .map(|f| read(dir, f).map(|t| (f.path.clone(), t)))
-        .collect::<Result<_>>()?;
-    let vars = project_vars(project, var_overrides);
-    // Pass 1: what each model's own `config(...)` says (schema, alias, enabled).
+    // Pass 1: what each model's own `config(...)` says (schema, alias,
+    // enabled); `execute` is false, as in dbt's parse.
     relations.nodes = nodes
         .iter()
         .map(|(k, n)| (k.clone(), n.relation.clone()))
         .collect();
-    let first = Renderer::new(&macros, relations.clone(), vars.clone(), target)?;
-    // A node that never says `config` (nor does any macro it could call)
-    // has nothing for pass 1 to find: it is rendered once, in pass 2.
+    renderer.set_relations(relations.clone());
+    renderer.set_execute(false);
+    // A node that never says `config` (nor does any project macro) has
+    // nothing for pass 1 to find: it is rendered once, in pass 2.
     let macros_configure = macros.iter().any(|(_, t)| t.contains("config"));
     for node in nodes.values_mut().filter(|n| n.kind != NodeKind::Seed) {
-        if !macros_configure && !node.raw.contains("config") {
-            continue;
-        }
-        let compiled = first.render(&node.path, &node.raw, &node.relation, false)?;
-        for (k, v) in compiled.config {
-            merge_config(&mut node.config, &k, v);
+        if macros_configure || node.raw.contains("config") {
+            let model = node_json(
+                pname,
+                node.kind,
+                &node.name,
+                &node.path,
+                &node.fqn,
+                &node.config,
+            );
+            let compiled =
+                renderer.render_node(&node.path, &node.raw, &node.relation, false, Some(&model))?;
+            for (k, v) in compiled.config {
+                merge_config(&mut node.config, &k, v);
+            }
         }
         match node.kind {
-            NodeKind::Model => node.relation = relation_of(&node.name, &node.config, target),
+            NodeKind::Model => {
+                node.relation = relation_of(
+                    pname,
+                    node.kind,
+                    &node.name,
+                    &node.path,
+                    &node.fqn,
+                    &node.config,
+                    target,
+                    &renderer,
+                    naming,
+                )?;
+            }
             NodeKind::Snapshot => {
-                node.relation = snapshot_relation(&node.name, &node.config, target);
+                let base = relation_of(
+                    pname,
+                    node.kind,
+                    &node.name,
+                    &node.path,
+                    &node.fqn,
+                    &node.config,
+                    target,
+                    &renderer,
+                    naming,
+                )?;
+                node.relation = snapshot_relation(base, &node.config);
             }
             _ => {}
         }
@@ -564,10 +812,21 @@ pub fn compile(
             (k.clone(), r)
         })
         .collect();
-    let renderer = Renderer::new(&macros, relations, vars, target)?;
+    renderer.set_relations(relations);
+    renderer.set_execute(true);
+    let mut logs = Vec::new();
+    let mut warnings = Vec::new();
     for node in nodes.values_mut().filter(|n| n.kind != NodeKind::Seed) {
+        let model = node_json(
+            pname,
+            node.kind,
+            &node.name,
+            &node.path,
+            &node.fqn,
+            &node.config,
+        );
         let compiled = renderer
-            .render(&node.path, &node.raw, &node.relation, false)
+            .render_node(&node.path, &node.raw, &node.relation, false, Some(&model))
             .map_err(|e| match (&node.test, e) {
                 (Some(t), TransformError::Template { path, message, .. })
                     if t.generic.is_some() =>
@@ -583,6 +842,13 @@ pub fn compile(
         node.sql = Some(compiled.sql);
         node.depends_on = compiled.refs;
         node.sources = compiled.sources;
+        logs.extend(compiled.logs.into_iter().map(|m| (node.name.clone(), m)));
+        warnings.extend(
+            compiled
+                .warnings
+                .into_iter()
+                .map(|m| (node.name.clone(), m)),
+        );
     }
     // Unit tests: they run after the model's parents, before the model.
     for (path, file) in &props {
@@ -647,6 +913,9 @@ pub fn compile(
         sources,
         properties: props,
         target: target.clone(),
+        logs,
+        warnings,
+        invocation_id: settings.invocation_id,
         renderer: Arc::new(renderer),
     };
     let names = manifest.order.clone();
@@ -663,9 +932,9 @@ pub fn compile(
 }
 
 /// A snapshot's relation: `target_schema` / `target_database` as written
-/// (dbt's legacy configs), else `schema` through `generate_schema_name`.
-fn snapshot_relation(name: &str, config: &IndexMap<String, Value>, target: &Target) -> Relation {
-    let mut r = relation_of(name, config, target);
+/// (dbt's legacy configs) over `base` (`schema` through
+/// `generate_schema_name`, the project's when it has one).
+fn snapshot_relation(mut r: Relation, config: &IndexMap<String, Value>) -> Relation {
     if let Some(s) = config.get("target_schema").and_then(Value::as_str) {
         r.schema = s.to_string();
     }
@@ -728,6 +997,33 @@ pub fn snapshot_blocks(text: &str, path: &Path) -> Result<Vec<(String, String)>>
     Ok(out)
 }
 
+/// Render the descriptions of a properties file (`{{ doc('x') }}`).
+fn render_descriptions(renderer: &Renderer, path: &Path, file: &mut PropertiesFile) -> Result<()> {
+    let columns = |cols: &mut Vec<properties::Column>| -> Result<()> {
+        for c in cols {
+            c.description = renderer.render_description(path, &c.description)?;
+        }
+        Ok(())
+    };
+    for n in file
+        .models
+        .iter_mut()
+        .chain(file.seeds.iter_mut())
+        .chain(file.snapshots.iter_mut())
+    {
+        n.description = renderer.render_description(path, &n.description)?;
+        columns(&mut n.columns)?;
+    }
+    for s in &mut file.sources {
+        s.description = renderer.render_description(path, &s.description)?;
+        for t in &mut s.tables {
+            t.description = renderer.render_description(path, &t.description)?;
+            columns(&mut t.columns)?;
+        }
+    }
+    Ok(())
+}
+
 fn audit_relation(name: &str, target: &Target) -> Relation {
     Relation {
         database: target.database.clone(),
@@ -763,9 +1059,17 @@ impl Manifest {
                 message: format!("no node `{name}`"),
                 hint: None,
             })?;
-        let compiled = self
-            .renderer
-            .render(&node.path, &node.raw, &node.relation, true)?;
+        let model = node_json(
+            &self.project,
+            node.kind,
+            &node.name,
+            &node.path,
+            &node.fqn,
+            &node.config,
+        );
+        let compiled =
+            self.renderer
+                .render_node(&node.path, &node.raw, &node.relation, true, Some(&model))?;
         Ok(self.with_ephemerals(name, &compiled.sql))
     }
 
@@ -941,6 +1245,78 @@ mod tests {
         );
         let pos = |n: &str| m.order.iter().position(|x| x == n).unwrap();
         assert!(pos("raw_orders") < pos("stg_orders") && pos("stg_orders") < pos("orders"));
+    }
+
+    #[test]
+    fn project_naming_macros_docs_and_logs() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        write(
+            dir,
+            "dbt_project.yml",
+            "name: shop\ndispatch:\n  - macro_namespace: dbt\n    search_order: [shop, dbt]\nmodels:\n  shop:\n    marts: {+schema: marts}\nseeds:\n  shop: {+schema: raw}\n",
+        );
+        write(
+            dir,
+            "macros/naming.sql",
+            "{% macro generate_schema_name(custom_schema_name, node) -%}\n    {%- if custom_schema_name is none -%}{{ target.schema }}\n    {%- else -%}{{ custom_schema_name | trim }}{%- endif -%}\n{%- endmacro %}\n\n{% macro generate_alias_name(custom_alias_name=none, node=none) -%}\n    {%- if custom_alias_name is none -%}{{ node.name }}\n    {%- else -%}{{ node.resource_type }}_{{ custom_alias_name }}{%- endif -%}\n{%- endmacro %}",
+        );
+        write(dir, "seeds/raw_orders.csv", "id\n1\n");
+        write(
+            dir,
+            "models/marts/orders.sql",
+            "{{ config(alias='fct') }}{{ log('compiling ' ~ this) }}select * from {{ ref('raw_orders') }} -- {{ execute }} {{ model.fqn | join('.') }}",
+        );
+        write(dir, "models/stg.sql", "select 1");
+        write(
+            dir,
+            "models/docs.md",
+            "{% docs orders %}\nOne row per order.\n{% enddocs %}",
+        );
+        write(
+            dir,
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: orders\n    description: \"{{ doc('orders') }}\"\n    columns:\n      - name: id\n        description: \"Id. {{ doc('orders') }}\"\n",
+        );
+        let project = DbtProject::load(dir).unwrap();
+        let m = compile(&project, &target(), &IndexMap::new()).unwrap();
+        assert_eq!(
+            m.nodes["orders"].relation.to_string(),
+            "\"marts\".\"model_fct\""
+        );
+        assert_eq!(
+            m.nodes["raw_orders"].relation.to_string(),
+            "\"raw\".\"raw_orders\""
+        );
+        assert_eq!(m.nodes["stg"].relation.to_string(), "\"main\".\"stg\"");
+        assert_eq!(
+            m.nodes["orders"].sql.as_deref(),
+            Some("select * from \"raw\".\"raw_orders\" -- True shop.marts.orders")
+        );
+        assert_eq!(
+            m.logs,
+            vec![(
+                "orders".to_string(),
+                "compiling \"marts\".\"model_fct\"".to_string()
+            )]
+        );
+        let props = m.nodes["orders"].properties.as_ref().unwrap();
+        assert_eq!(props.description, "One row per order.");
+        assert_eq!(props.columns[0].description, "Id. One row per order.");
+
+        write(
+            dir,
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: orders\n    description: \"{{ doc('order') }}\"\n",
+        );
+        let project = DbtProject::load(dir).unwrap();
+        let e = compile(&project, &target(), &IndexMap::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "models/schema.yml:1: doc('order') names no docs block (did you mean `orders`?)"
+        );
     }
 
     #[test]

@@ -131,6 +131,16 @@ async fn engine_for(l: &Loaded, run_id: &str) -> Result<Box<dyn Engine>> {
     }
 }
 
+/// What the project's templates said with `exceptions.warn(...)`.
+fn report_template_warnings(manifest: &Manifest, reporter: &Reporter) {
+    if reporter.json() {
+        return;
+    }
+    for (node, message) in &manifest.warnings {
+        reporter.warn(&format!("`{node}`: {message}"));
+    }
+}
+
 fn write_artifact(project: &DbtProject, name: &str, value: &Value) -> Result<()> {
     let path = project.dir.join(&project.target_path).join(name);
     artifacts::write_json(&path, value)
@@ -144,6 +154,7 @@ async fn run_command(
     reporter: &Reporter,
 ) -> Result<ExitCode> {
     let l = load(dir, &o.common)?;
+    report_template_warnings(&l.manifest, reporter);
     let run_id = uuid::Uuid::now_v7().to_string();
     let follow = matches!(command, Command::Test | Command::Build);
     let chosen = selected(&l, &o.common, follow)?;
@@ -359,6 +370,7 @@ pub async fn transform(
         }
         TransformCommand::Compile(o) => {
             let l = load(dir, o)?;
+            report_template_warnings(&l.manifest, reporter);
             let chosen: std::collections::HashSet<String> =
                 selected(&l, o, true)?.into_iter().collect();
             write_artifact(
