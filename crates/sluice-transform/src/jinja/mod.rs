@@ -795,38 +795,21 @@ mod tests {
     }
 
     #[test]
-    fn ten_thousand_renders_stay_fast() {
+    fn one_renderer_serves_many_nodes_with_and_without_macros() {
+        // Speed is measured by bench/transform.sh (10,000 models), not here.
         let r = renderer_with(&[("macros/cents.sql", CENTS)], "sluice", &settings());
-        let start = std::time::Instant::now();
-        for i in 0..10_000 {
-            let c = render(
-                &r,
-                "{{ config(materialized='table') }}select {{ cents('amount') }} as usd, {{ var('start') }} as s from {{ ref('stg_orders') }}",
-            )
-            .unwrap();
-            assert!(c.sql.len() > 10, "{i}");
-        }
-        let took = start.elapsed();
-        eprintln!("10,000 renders: {took:?}");
-        for (label, text) in [
-            ("plain", "select 1 from {{ ref('stg_orders') }}"),
-            (
-                "one macro",
-                "select {{ default__cents('a') }} from {{ ref('stg_orders') }}",
-            ),
-            (
-                "dispatching macro",
-                "select {{ cents('a') }} from {{ ref('stg_orders') }}",
-            ),
+        for text in [
+            "{{ config(materialized='table') }}select {{ cents('amount') }} as usd from {{ ref('stg_orders') }}",
+            "select 1 from {{ ref('stg_orders') }}",
+            "select {{ default__cents('a') }} from {{ ref('stg_orders') }}",
+            "select {{ cents('a') }} from {{ ref('stg_orders') }}",
         ] {
-            let start = std::time::Instant::now();
-            for _ in 0..10_000 {
-                render(&r, text).unwrap();
+            for _ in 0..3 {
+                let c = render(&r, text).unwrap();
+                assert!(c.sql.contains("\"stg_orders\""), "{}", c.sql);
+                assert!(!c.sql.contains("{{"), "{}", c.sql);
             }
-            eprintln!("{label}: {:?}", start.elapsed());
         }
-        // Generous for unoptimised test builds; release is several times faster.
-        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     }
 
     #[test]
