@@ -677,35 +677,22 @@ pub fn compile_with(
                 merge_config(&mut node.config, &k, v);
             }
         }
-        match node.kind {
-            NodeKind::Model => {
-                node.relation = relation_of(
-                    pname,
-                    node.kind,
-                    &node.name,
-                    &node.path,
-                    &node.fqn,
-                    &node.config,
-                    target,
-                    &renderer,
-                    naming,
-                )?;
-            }
-            NodeKind::Snapshot => {
-                let base = relation_of(
-                    pname,
-                    node.kind,
-                    &node.name,
-                    &node.path,
-                    &node.fqn,
-                    &node.config,
-                    target,
-                    &renderer,
-                    naming,
-                )?;
-                node.relation = snapshot_relation(base, &node.config);
-            }
-            _ => {}
+        if matches!(node.kind, NodeKind::Model | NodeKind::Snapshot) {
+            let base = relation_of(
+                pname,
+                node.kind,
+                &node.name,
+                &node.path,
+                &node.fqn,
+                &node.config,
+                target,
+                &renderer,
+                naming,
+            )?;
+            node.relation = match node.kind {
+                NodeKind::Snapshot => snapshot_relation(base, &node.config),
+                _ => base,
+            };
         }
     }
     nodes.retain(|_, n| n.enabled());

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::support::copy_dir;
+
 const ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
 
 /// The 8 relations of `shop` (3 seeds, 3 views, 2 tables).
@@ -79,19 +81,6 @@ impl Drop for PgDb {
         runtime().block_on(async {
             let _ = client(ADMIN).await.batch_execute(&sql).await;
         });
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 

@@ -972,8 +972,9 @@ fn null_to_text(schema: SchemaRef) -> SchemaRef {
 
 /// Reshape `batch` to the stored schema: reorder, add NULL columns, cast to
 /// the stored types (failing, never truncating). Nested values headed for
-/// `jsonb` / `text` stay as they are (they are encoded as JSON).
-fn conform(
+/// `jsonb` / `text` stay as they are (they are encoded as JSON). Also
+/// what the transform engine's seeds go through.
+pub fn conform(
     batch: &RecordBatch,
     target: &SchemaRef,
     table: &Qualified,

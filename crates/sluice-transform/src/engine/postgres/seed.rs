@@ -9,8 +9,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
-use arrow::compute::{CastOptions, cast_with_options};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::{Bytes, BytesMut};
 use futures::SinkExt;
@@ -20,6 +19,7 @@ use sluice_connectors::postgres::destination::copy_in::{
 use sluice_connectors::postgres::destination::ddl::{
     Qualified, column_list, create_table, kind_of_field, sql_type, stored_schema,
 };
+use sluice_connectors::postgres::destination::writer::conform;
 use sluice_connectors::postgres::destination::{is_other, table_columns};
 use tokio_postgres::Transaction;
 
@@ -114,7 +114,8 @@ async fn copy(
     header(&mut buf);
     let options = json_options();
     for batch in batches {
-        let batch = conform(batch, stored, name)?;
+        let batch = conform(batch, stored, &qualified(name))
+            .map_err(|e| EngineError::new(format!("seed `{name}`: {e}")))?;
         let rows = batch.num_rows();
         let mut row = 0;
         while row < rows {
@@ -152,48 +153,4 @@ async fn copy(
         .finish()
         .await
         .map_err(|e| db_error(&doing, &e, None))
-}
-
-/// `batch` with its columns cast to the stored types (never truncating);
-/// nested values stay as they are (encoded as JSON).
-fn conform(batch: &RecordBatch, stored: &SchemaRef, name: &Name) -> EngineResult<RecordBatch> {
-    let options = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    let schema = batch.schema();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(stored.fields().len());
-    let mut fields = Vec::with_capacity(stored.fields().len());
-    for field in stored.fields() {
-        let (column, field) = match schema.index_of(field.name()) {
-            Ok(i) => {
-                let col = batch.column(i);
-                if col.data_type() == field.data_type() || col.data_type().is_nested() {
-                    (col.clone(), schema.fields()[i].clone())
-                } else {
-                    let cast =
-                        cast_with_options(col, field.data_type(), &options).map_err(|e| {
-                            EngineError::new(format!(
-                                "seed `{name}`: column `{}` cannot be stored as {}: {e}",
-                                field.name(),
-                                sql_type(&kind_of_field(field))
-                            ))
-                        })?;
-                    (cast, field.clone())
-                }
-            }
-            Err(_) => (
-                new_null_array(field.data_type(), batch.num_rows()),
-                field.clone(),
-            ),
-        };
-        columns.push(column);
-        fields.push(field);
-    }
-    RecordBatch::try_new_with_options(
-        Arc::new(Schema::new(fields)),
-        columns,
-        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-    )
-    .map_err(|e| EngineError::new(format!("seed `{name}`: {e}")))
 }
