@@ -30,6 +30,9 @@ pub struct TableInfo {
     pub last_load: Option<DateTime<Utc>>,
     /// Run of the last commit Sluice made.
     pub last_run_id: Option<String>,
+    /// The stream of the last commit Sluice made (`<source>.<stream>`, or
+    /// `transform:<model>` for a model `sluice transform` built).
+    pub last_stream: Option<String>,
 }
 
 impl Lake {
@@ -68,6 +71,7 @@ impl Lake {
                 .as_ref()
                 .and_then(|(_, ts)| *ts)
                 .and_then(DateTime::from_timestamp_millis),
+            last_stream: last.as_ref().map(|(m, _)| m.stream.clone()),
             last_run_id: last.map(|(m, _)| m.run_id),
         })
     }

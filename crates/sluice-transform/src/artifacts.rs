@@ -191,6 +191,12 @@ pub fn manifest_json(m: &Manifest, invocation_id: &str) -> Value {
                     "description": s.description,
                     "columns": {},
                     "config": {"enabled": true},
+                    // Lineage: the Sluice stream that loads the table.
+                    "loader": if s.loaded_by.is_some() { "sluice" } else { "" },
+                    "meta": match &s.loaded_by {
+                        Some(stream) => json!({"sluice": {"stream": stream}}),
+                        None => json!({}),
+                    },
                 }),
             )
         })

@@ -141,6 +141,9 @@ pub struct SourceNode {
     pub path: PathBuf,
     /// `description`.
     pub description: String,
+    /// The Sluice stream (`<source>.<stream>`) that loads the relation, when
+    /// known (set by the caller, which knows the Sluice project: lineage).
+    pub loaded_by: Option<String>,
 }
 
 /// The compiled project.
@@ -511,6 +514,7 @@ pub fn compile_with(
                         relation,
                         path: f.path.clone(),
                         description: t.description.clone(),
+                        loaded_by: None,
                     },
                 );
             }

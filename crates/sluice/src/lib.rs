@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod lineage;
 pub mod output;
 pub mod plan;
 pub mod plugins;

@@ -64,15 +64,18 @@ impl Project {
     }
 
     /// The lake of the project (see [`Project::load`]); in a dbt project
-    /// folder without `sluice.yml`, the lake `sluice transform` writes:
-    /// `<folder>/.sluice/lake`.
+    /// folder, the lake `sluice transform` writes (see [`transform_home`]):
+    /// the owning Sluice project's, else `<folder>/.sluice/lake`.
     pub fn lake_of(dir: Option<&Path>) -> Result<Lake> {
         let folder = match dir {
             Some(d) => d.to_path_buf(),
             None => std::env::current_dir().context("Cannot read the current folder")?,
         };
         if !project_file(&folder).exists() && folder.join("dbt_project.yml").exists() {
-            return Ok(Lake::from_config(&folder, None, [])?);
+            return Ok(match transform_home(Some(&folder))?.sluice {
+                Some(p) => p.lake,
+                None => Lake::from_config(&folder, None, [])?,
+            });
         }
         Ok(Project::load(dir)?.lake)
     }
@@ -122,6 +125,74 @@ impl Project {
     pub fn redact(&self, text: &str) -> String {
         self.loaded.redact(text)
     }
+}
+
+/// A dbt project folder and the Sluice project that owns it, if any.
+pub struct TransformHome {
+    /// The folder holding `dbt_project.yml`.
+    pub dbt_dir: PathBuf,
+    /// The Sluice project: its lake is the lake engine's, and its
+    /// `transform:` section (when present) chooses the engine.
+    pub sluice: Option<Project>,
+}
+
+/// Where `sluice transform` works when started at `dir` (default: the
+/// current folder), first match wins:
+/// 1. `dir` has a `sluice.yml`: the dbt project is its `transform.project_dir`
+///    (default `dir` itself);
+/// 2. a `sluice.yml` in a folder above `dir` whose `transform.project_dir`
+///    is `dir`;
+/// 3. `dir` alone.
+pub fn transform_home(dir: Option<&Path>) -> Result<TransformHome> {
+    let start = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_dir().context("Cannot read the current folder")?,
+    };
+    let start = start.canonicalize().unwrap_or(start);
+    if project_file(&start).exists() {
+        let project = Project::load(Some(&start))?;
+        let dbt_dir = match project
+            .config()
+            .transform
+            .as_ref()
+            .and_then(|t| t.project_dir.as_deref())
+        {
+            Some(d) => project.dir.join(d),
+            None => start,
+        };
+        return Ok(TransformHome {
+            dbt_dir,
+            sluice: Some(project),
+        });
+    }
+    for above in start.ancestors().skip(1) {
+        let file = project_file(above);
+        // Only a file that names a transform project can own this folder.
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        if !text.contains("transform:") {
+            continue;
+        }
+        let project = Project::load(Some(above))?;
+        let points_here = project
+            .config()
+            .transform
+            .as_ref()
+            .and_then(|t| t.project_dir.as_deref())
+            .and_then(|d| project.dir.join(d).canonicalize().ok())
+            .is_some_and(|d| d == start);
+        if points_here {
+            return Ok(TransformHome {
+                dbt_dir: start,
+                sluice: Some(project),
+            });
+        }
+    }
+    Ok(TransformHome {
+        dbt_dir: start,
+        sluice: None,
+    })
 }
 
 fn project_file(dir: &Path) -> PathBuf {

@@ -550,6 +550,22 @@ mod tests {
     }
 
     #[test]
+    fn transform_section_parses_and_rejects_unknown_keys() {
+        let p = parse(&format!(
+            "{MINIMAL}transform:\n  project_dir: dbt\n  engine: wh\n  schema: analytics\n"
+        ))
+        .unwrap();
+        let t = p.config.transform.unwrap();
+        assert_eq!(t.project_dir.as_deref(), Some("dbt"));
+        assert_eq!(t.engine.as_deref(), Some("wh"));
+        assert_eq!(t.schema.as_deref(), Some("analytics"));
+        assert_eq!(t.target, None);
+        let e = parse(&format!("{MINIMAL}transform:\n  projectdir: dbt\n")).unwrap_err();
+        assert!(e.message.contains("unknown field `projectdir`"), "{e:?}");
+        assert_eq!(e.hint.as_deref(), Some("did you mean `project_dir`?"));
+    }
+
+    #[test]
     fn unknown_top_level_key_suggests() {
         let e = parse("source:\n  shop: {}\n").unwrap_err();
         assert_eq!(e.hint.as_deref(), Some("did you mean `sources`?"));

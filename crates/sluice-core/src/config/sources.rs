@@ -31,6 +31,42 @@ pub struct ProjectConfig {
     /// Places other than the lake where streams may land, by name.
     #[serde(default)]
     pub destinations: Destinations,
+    /// The dbt project `sluice transform` runs, and on which engine.
+    #[serde(default)]
+    pub transform: Option<TransformConfig>,
+}
+
+/// `transform:`: the dbt project of this Sluice project and the engine it
+/// runs on, in place of a `profiles.yml`.
+///
+/// ```yaml
+/// transform:
+///   project_dir: transform   # the dbt project, relative to sluice.yml
+///   engine: warehouse        # `lake` (default) or a `type: postgres` destination
+///   schema: analytics        # dbt's target.schema
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    /// The folder holding `dbt_project.yml`, relative to `sluice.yml`
+    /// (default: the same folder).
+    #[serde(default)]
+    pub project_dir: Option<String>,
+    /// `lake` (the project's lake, the default) or the name of a
+    /// `type: postgres` destination whose database runs the models.
+    #[serde(default)]
+    pub engine: Option<String>,
+    /// dbt's `target.schema`: where models land unless they set a schema
+    /// (default `main` on the lake; on PostgreSQL the destination's
+    /// `schema:`, else `public`).
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// dbt's `target.name` (default `dev`).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// dbt's `target.threads` (default 4).
+    #[serde(default)]
+    pub threads: Option<u32>,
 }
 
 /// `sources:`: name → source, in file order.

@@ -1,12 +1,16 @@
 //! `sluice transform seed|run|test|build|compile|ls`: a dbt project, run.
 //!
-//! The dbt project is the folder `--project-dir` names (default: the
-//! current one). Its profile's output chooses the engine: `type: sluice`
-//! runs on the lake (the profile output's `lake:`, else the lake of a
-//! `sluice.yml` in the same folder, else `<project>/.sluice/lake`);
-//! `type: postgres` runs the models inside PostgreSQL (dbt-postgres's keys).
-//! Artifacts (`manifest.json`, `run_results.json`) go to dbt's
-//! `target/` folder.
+//! The dbt project is found by [`transform_home`]: a `sluice.yml` whose
+//! `transform:` section names it (and then chooses the engine: the
+//! project's lake, a `type: lake` or a `type: postgres` destination), else
+//! the folder `--project-dir` names (default: the current one). Without a
+//! `transform:` section the profile's output chooses the engine:
+//! `type: sluice` runs on the lake (the profile output's `lake:`, else the
+//! lake of a `sluice.yml` in the same folder, else
+//! `<project>/.sluice/lake`); `type: postgres` runs the models inside
+//! PostgreSQL (dbt-postgres's keys). Each dbt source is joined to the
+//! Sluice stream that loads it ([`crate::lineage`]). Artifacts
+//! (`manifest.json`, `run_results.json`) go to dbt's `target/` folder.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,10 +19,13 @@ use std::time::Instant;
 use anyhow::Result;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
+use sluice_core::config::{DestinationConfig, TransformConfig};
 use sluice_lake::Lake;
 use sluice_transform::engine::Engine;
 use sluice_transform::engine::lake::LakeEngine;
 use sluice_transform::engine::postgres::PgEngine;
+use sluice_transform::engine::postgres::profile::PgProfile;
+use sluice_transform::jinja::Target;
 use sluice_transform::manifest::{Manifest, NodeKind, compile};
 use sluice_transform::profiles::Output;
 use sluice_transform::runner::{self, Command, Event, RunOptions, Status};
@@ -26,7 +33,9 @@ use sluice_transform::select::{PreviousState, select};
 use sluice_transform::{DbtProject, TransformError, artifacts, profiles};
 
 use crate::cli::{TransformCommand, TransformOptions, TransformRunOptions};
+use crate::lineage::{Place, source_loads};
 use crate::output::{Reporter, UserError, table};
+use crate::project::{PROJECT_FILE, Project, transform_home};
 
 fn user(e: TransformError) -> anyhow::Error {
     let hint = e.hint().map(str::to_string);
@@ -37,21 +46,202 @@ struct Loaded {
     project: DbtProject,
     output: Output,
     manifest: Manifest,
+    /// The Sluice project owning the dbt project (its lake, its streams).
+    sluice: Option<Project>,
+    /// The engine a `transform:` section chose, when it did.
+    engine: Option<EngineChoice>,
+    /// Where the models run among the Sluice project's places, when known.
+    place: Option<Place>,
 }
 
-fn load(dir: Option<&Path>, o: &TransformOptions) -> Result<Loaded> {
-    let dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None => std::env::current_dir()?,
+/// Which of the Sluice project's places (its lake, a destination) the
+/// output's engine is, so its streams can be joined to dbt sources.
+fn place_of(sluice: &Project, output: &Output) -> Option<Place> {
+    match output.target.kind.as_str() {
+        "sluice" if !output.settings.contains_key("lake") => Some(Place::ProjectLake),
+        "postgres" => {
+            let ours = PgProfile::from_settings(&output.settings)
+                .ok()?
+                .url
+                .parse::<tokio_postgres::Config>()
+                .ok()?;
+            let same = |url: &str| {
+                url.parse::<tokio_postgres::Config>().is_ok_and(|c| {
+                    c.get_hosts() == ours.get_hosts()
+                        && c.get_ports().first().unwrap_or(&5432)
+                            == ours.get_ports().first().unwrap_or(&5432)
+                        && c.get_dbname() == ours.get_dbname()
+                })
+            };
+            sluice
+                .config()
+                .destinations
+                .0
+                .iter()
+                .find(|(_, d)| matches!(d, DestinationConfig::Postgres(pg) if same(&pg.url)))
+                .map(|(name, _)| Place::Destination(name.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Join each dbt source to the Sluice stream that loads it (lineage), in
+/// the manifest.
+async fn link_sources(l: &mut Loaded) -> Result<()> {
+    let (Some(sluice), Some(place)) = (&l.sluice, &l.place) else {
+        return Ok(());
     };
+    let lake = match (&l.engine, place) {
+        (Some(EngineChoice::Lake(lake)), _) => Some(lake.clone()),
+        (None, Place::ProjectLake) => Some(sluice.lake.clone()),
+        _ => None,
+    };
+    let loads = source_loads(sluice, place, lake.as_ref(), &l.manifest.sources).await;
+    for (k, load) in loads {
+        if let Some(s) = l.manifest.sources.get_mut(&k) {
+            s.loaded_by = Some(load.stream);
+        }
+    }
+    Ok(())
+}
+
+/// What a `transform:` section in `sluice.yml` runs the models on.
+enum EngineChoice {
+    /// A lake: the project's or a `type: lake` destination's.
+    Lake(Lake),
+    /// A `type: postgres` destination's database.
+    Postgres(PgProfile),
+}
+
+/// The output (target) and engine a `sluice.yml` `transform:` section
+/// describes, in place of a `profiles.yml`.
+fn from_section(
+    sluice: &Project,
+    t: &TransformConfig,
+    target: Option<&str>,
+) -> Result<(Output, EngineChoice)> {
+    let file = sluice.dir.join(PROJECT_FILE);
+    let name = target
+        .map(str::to_string)
+        .or_else(|| t.target.clone())
+        .unwrap_or_else(|| "dev".into());
+    let threads = t.threads.unwrap_or(4).clamp(1, 64);
+    let engine = t.engine.as_deref().unwrap_or("lake");
+    let destinations = &sluice.config().destinations.0;
+    let lake_output = |lake: Lake| {
+        let output = Output {
+            target: Target {
+                name: name.clone(),
+                kind: "sluice".into(),
+                schema: t.schema.clone().unwrap_or_else(|| "main".into()),
+                database: None,
+                threads,
+            },
+            settings: IndexMap::new(),
+            file: Some(file.clone()),
+        };
+        (output, EngineChoice::Lake(lake))
+    };
+    match destinations.get(engine) {
+        None if engine == "lake" => Ok(lake_output(sluice.lake.clone())),
+        Some(DestinationConfig::Lake(d)) => Ok(lake_output(Lake::from_config(
+            &sluice.dir,
+            Some(&d.url),
+            d.options.clone(),
+        )?)),
+        Some(DestinationConfig::Postgres(d)) => {
+            let database = d
+                .url
+                .parse::<tokio_postgres::Config>()
+                .ok()
+                .and_then(|c| c.get_dbname().map(str::to_string));
+            let output = Output {
+                target: Target {
+                    name,
+                    kind: "postgres".into(),
+                    schema: t
+                        .schema
+                        .clone()
+                        .or_else(|| d.schema.clone())
+                        .unwrap_or_else(|| "public".into()),
+                    database,
+                    threads,
+                },
+                settings: IndexMap::new(),
+                file: Some(file),
+            };
+            let profile = PgProfile {
+                url: d.url.clone(),
+                role: None,
+            };
+            Ok((output, EngineChoice::Postgres(profile)))
+        }
+        Some(other) => Err(UserError::error(
+            format!(
+                "{}: `transform.engine: {engine}` is a `type: {}` destination, which cannot run models",
+                display(&file),
+                other.kind()
+            ),
+            Some("use `engine: lake`, a `type: lake` or a `type: postgres` destination".into()),
+        )),
+        None => {
+            let usable: Vec<&str> = destinations
+                .iter()
+                .filter(|(_, d)| {
+                    matches!(
+                        d,
+                        DestinationConfig::Lake(_) | DestinationConfig::Postgres(_)
+                    )
+                })
+                .map(|(n, _)| n.as_str())
+                .collect();
+            Err(UserError::error(
+                format!(
+                    "{}: `transform.engine: {engine}` is neither `lake` nor a destination of the file",
+                    display(&file)
+                ),
+                Some(if usable.is_empty() {
+                    "use `engine: lake`, or add a `type: postgres` destination under `destinations:`".into()
+                } else {
+                    format!("use `lake` or one of: {}", usable.join(", "))
+                }),
+            ))
+        }
+    }
+}
+
+async fn load(dir: Option<&Path>, o: &TransformOptions) -> Result<Loaded> {
+    let home = transform_home(dir)?;
+    let dir = home.dbt_dir;
     let project = DbtProject::load(&dir).map_err(user)?;
-    let output = profiles::load(
-        o.profiles_dir.as_deref(),
-        &dir,
-        &project.profile,
-        o.target.as_deref(),
-    )
-    .map_err(user)?;
+    // A `transform:` section stands in for profiles.yml unless
+    // --profiles-dir asks for one.
+    let section = home
+        .sluice
+        .as_ref()
+        .and_then(|p| p.config().transform.as_ref().map(|t| (p, t)))
+        .filter(|_| o.profiles_dir.is_none());
+    let (output, engine, place) = match section {
+        Some((sluice, t)) => {
+            let (output, engine) = from_section(sluice, t, o.target.as_deref())?;
+            let place = match t.engine.as_deref() {
+                None | Some("lake") => Place::ProjectLake,
+                Some(d) => Place::Destination(d.to_string()),
+            };
+            (output, Some(engine), Some(place))
+        }
+        None => (
+            profiles::load(
+                o.profiles_dir.as_deref(),
+                &dir,
+                &project.profile,
+                o.target.as_deref(),
+            )
+            .map_err(user)?,
+            None,
+            None,
+        ),
+    };
     let vars: IndexMap<String, Value> = match &o.vars {
         None => IndexMap::new(),
         Some(text) => serde_saphyr::from_str(text).map_err(|e| {
@@ -62,11 +252,17 @@ fn load(dir: Option<&Path>, o: &TransformOptions) -> Result<Loaded> {
         })?,
     };
     let manifest = compile(&project, &output.target, &vars).map_err(user)?;
-    Ok(Loaded {
+    let place = place.or_else(|| home.sluice.as_ref().and_then(|p| place_of(p, &output)));
+    let mut l = Loaded {
         project,
         output,
         manifest,
-    })
+        sluice: home.sluice,
+        engine,
+        place,
+    };
+    link_sources(&mut l).await?;
+    Ok(l)
 }
 
 /// The nodes the selection flags leave, in build order.
@@ -95,26 +291,39 @@ fn selected(l: &Loaded, o: &TransformOptions, tests_follow: bool) -> Result<Vec<
         .collect())
 }
 
-/// The lake a `type: sluice` output writes to.
-fn lake_of(project_dir: &Path, output: &Output) -> Result<Lake> {
-    if let Some(url) = output.settings.get("lake").and_then(Value::as_str) {
-        return Ok(Lake::from_config(project_dir, Some(url), [])?);
+/// The lake a `type: sluice` output writes to: the output's `lake:`, else
+/// the owning Sluice project's, else `<project>/.sluice/lake`.
+fn lake_of(l: &Loaded) -> Result<Lake> {
+    if let Some(url) = l.output.settings.get("lake").and_then(Value::as_str) {
+        return Ok(Lake::from_config(&l.project.dir, Some(url), [])?);
     }
-    if project_dir.join("sluice.yml").exists() {
-        return Ok(crate::project::Project::load(Some(project_dir))?.lake);
+    if let Some(p) = &l.sluice {
+        return Ok(p.lake.clone());
     }
-    Ok(Lake::from_config(project_dir, None, [])?)
+    Ok(Lake::from_config(&l.project.dir, None, [])?)
 }
 
 async fn engine_for(l: &Loaded, run_id: &str) -> Result<Box<dyn Engine>> {
-    match l.output.target.kind.as_str() {
-        "sluice" => {
-            let lake = lake_of(&l.project.dir, &l.output)?;
-            let engine = LakeEngine::new(lake, run_id)
-                .await
-                .map_err(|e| UserError::error(format!("the lake: {e}"), None))?;
-            Ok(Box::new(engine))
+    let lake_engine = |lake: Lake| async move {
+        LakeEngine::new(lake, run_id)
+            .await
+            .map_err(|e| UserError::error(format!("the lake: {e}"), None))
+    };
+    match &l.engine {
+        Some(EngineChoice::Lake(lake)) => return Ok(Box::new(lake_engine(lake.clone()).await?)),
+        Some(EngineChoice::Postgres(profile)) => {
+            let engine = PgEngine::from_profile(profile).await.map_err(|e| {
+                UserError::error(
+                    format!("sluice.yml `transform.engine`: {}", e.message),
+                    Some("check the destination's `url:` (secrets as ${VAR} from the environment or .env)".into()),
+                )
+            })?;
+            return Ok(Box::new(engine));
         }
+        None => {}
+    }
+    match l.output.target.kind.as_str() {
+        "sluice" => Ok(Box::new(lake_engine(lake_of(l)?).await?)),
         "postgres" => {
             let engine = PgEngine::connect(&l.output).await.map_err(user)?;
             Ok(Box::new(engine))
@@ -141,6 +350,39 @@ fn report_template_warnings(manifest: &Manifest, reporter: &Reporter) {
     }
 }
 
+/// Say which sources the chosen nodes read that are not there yet, and
+/// the stream that loads each (lineage): a model reading one fails.
+async fn warn_missing_sources(
+    l: &Loaded,
+    chosen: &[String],
+    engine: &dyn Engine,
+    reporter: &Reporter,
+) {
+    let mut read: Vec<&(String, String)> = chosen
+        .iter()
+        .filter_map(|n| l.manifest.nodes.get(n))
+        .flat_map(|n| n.sources.iter())
+        .collect();
+    read.sort();
+    read.dedup();
+    for key in read {
+        let Some(s) = l.manifest.sources.get(key) else {
+            continue;
+        };
+        if !matches!(engine.existing(&s.relation).await, Ok(None)) {
+            continue;
+        }
+        let hint = match &s.loaded_by {
+            Some(stream) => format!("`sluice run {stream}` loads it"),
+            None => "load it first (no stream of sluice.yml is known to load it)".into(),
+        };
+        reporter.warn(&format!(
+            "source `{}.{}` reads {}, which does not exist yet\n  hint: {hint}",
+            s.source_name, s.name, s.relation
+        ));
+    }
+}
+
 fn write_artifact(project: &DbtProject, name: &str, value: &Value) -> Result<()> {
     let path = project.dir.join(&project.target_path).join(name);
     artifacts::write_json(&path, value)
@@ -153,7 +395,7 @@ async fn run_command(
     o: &TransformRunOptions,
     reporter: &Reporter,
 ) -> Result<ExitCode> {
-    let l = load(dir, &o.common)?;
+    let l = load(dir, &o.common).await?;
     report_template_warnings(&l.manifest, reporter);
     let run_id = uuid::Uuid::now_v7().to_string();
     let follow = matches!(command, Command::Test | Command::Build);
@@ -164,6 +406,9 @@ async fn run_command(
         &artifacts::manifest_json(&l.manifest, &run_id),
     )?;
     let engine = engine_for(&l, &run_id).await?;
+    if command != Command::Seed {
+        warn_missing_sources(&l, &chosen, engine.as_ref(), reporter).await;
+    }
     let opts = RunOptions {
         full_refresh: o.full_refresh,
         selected: Some(chosen.into_iter().collect()),
@@ -342,7 +587,7 @@ pub async fn transform(
         }
         TransformCommand::Build(o) => return run_command(dir, Command::Build, o, reporter).await,
         TransformCommand::Parse(o) => {
-            let l = load(dir, o)?;
+            let l = load(dir, o).await?;
             write_artifact(
                 &l.project,
                 "manifest.json",
@@ -369,7 +614,7 @@ pub async fn transform(
             }
         }
         TransformCommand::Compile(o) => {
-            let l = load(dir, o)?;
+            let l = load(dir, o).await?;
             report_template_warnings(&l.manifest, reporter);
             let chosen: std::collections::HashSet<String> =
                 selected(&l, o, true)?.into_iter().collect();
@@ -426,9 +671,23 @@ pub async fn transform(
             }
         }
         TransformCommand::Ls(o) => {
-            let l = load(dir, o)?;
+            let l = load(dir, o).await?;
             let chosen = selected(&l, o, !o.select.is_empty())?;
             let (project, manifest) = (&l.project, &l.manifest);
+            // Sources the chosen nodes read (all of them when nothing is
+            // selected), with the stream that loads each.
+            let sources: Vec<_> = manifest
+                .sources
+                .iter()
+                .filter(|(k, _)| {
+                    (o.select.is_empty() && o.exclude.is_empty())
+                        || chosen
+                            .iter()
+                            .filter_map(|n| manifest.nodes.get(n))
+                            .any(|n| n.sources.contains(*k))
+                })
+                .map(|(_, s)| s)
+                .collect();
             if reporter.json() {
                 let nodes: Vec<Value> = chosen
                     .iter()
@@ -445,9 +704,33 @@ pub async fn transform(
                             "tags": n.config.get("tags").cloned().unwrap_or(json!([])),
                         })
                     })
+                    .chain(sources.iter().map(|s| {
+                        json!({
+                            "name": s.name,
+                            "unique_id": s.unique_id,
+                            "resource_type": "source",
+                            "source_name": s.source_name,
+                            "relation": s.relation.to_string(),
+                            "loaded_by": s.loaded_by,
+                        })
+                    }))
                     .collect();
                 crate::outln!("{}", serde_json::to_string_pretty(&nodes)?);
             } else {
+                if !sources.is_empty() {
+                    let mut t = table(&["source", "relation", "loaded by"]);
+                    for s in &sources {
+                        t.add_row(vec![
+                            format!("{}.{}", s.source_name, s.name),
+                            s.relation.to_string(),
+                            s.loaded_by
+                                .as_ref()
+                                .map(|x| format!("stream {x}"))
+                                .unwrap_or_else(|| "-".into()),
+                        ]);
+                    }
+                    crate::outln!("{t}");
+                }
                 let mut t = table(&["node", "type", "materialized", "relation", "depends on"]);
                 for n in chosen.iter().filter_map(|n| manifest.nodes.get(n)) {
                     t.add_row(vec![
@@ -460,10 +743,12 @@ pub async fn transform(
                 }
                 crate::outln!("{t}");
                 crate::outln!(
-                    "{}: {} of {} nodes",
+                    "{}: {} of {} nodes, {} of {} sources",
                     project.name,
                     chosen.len(),
-                    manifest.nodes.len()
+                    manifest.nodes.len(),
+                    sources.len(),
+                    manifest.sources.len()
                 );
             }
         }

@@ -710,3 +710,138 @@ unit_tests:
         "{shown}"
     );
 }
+
+/// `sluice` run in `cwd` with no `--project-dir`, as a user in a folder.
+fn sluice_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(cwd)
+        .arg("--no-progress")
+        .args(args)
+        .env_remove("SLUICE_PROJECT_DIR")
+        .env_remove("DBT_PROFILES_DIR")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_transform_section_runs_the_dbt_project_and_sources_join_their_streams() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    write(dir, "data/orders.csv", "id,amount\n1,10\n2,20\n3,30\n");
+    write(dir, "crm/customers.csv", "id,name\n1,Ada\n");
+    let config = "sources:\n  raw:\n    type: files\n    format: csv\n    path: data/orders.csv\n    stream: orders\n  crm:\n    type: files\n    format: csv\n    path: crm/customers.csv\n    stream: customers\n    table: raw.customers\ntransform:\n  project_dir: dbt\n  schema: analytics\n";
+    write(dir, "sluice.yml", config);
+    write(dir, "dbt/dbt_project.yml", "name: t\nprofile: t\n");
+    write(
+        dir,
+        "dbt/models/sources.yml",
+        "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: orders\n      - name: customers\n      - name: refunds\n",
+    );
+    write(
+        dir,
+        "dbt/models/big_orders.sql",
+        "select id, amount from {{ source('raw', 'orders') }} where amount > 15",
+    );
+    let ls = |cwd: &Path| -> serde_json::Value {
+        let out = sluice_in(cwd, &["--json", "transform", "ls"]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let loaded_by = |v: &serde_json::Value, name: &str| -> serde_json::Value {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["resource_type"] == "source" && n["name"] == name)
+            .unwrap()["loaded_by"]
+            .clone()
+    };
+    // From sluice.yml alone: the files sources name their tables.
+    let v = ls(dir);
+    assert_eq!(loaded_by(&v, "orders"), "raw.orders");
+    assert_eq!(loaded_by(&v, "customers"), "crm.customers");
+    assert_eq!(loaded_by(&v, "refunds"), serde_json::Value::Null);
+    let model = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "big_orders")
+        .unwrap();
+    assert_eq!(model["relation"], "\"analytics\".\"big_orders\"");
+
+    // Before the load: the missing source is named with the stream to run.
+    let out = sluice_in(dir, &["transform", "run"]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains("source `raw.orders` reads \"raw\".\"orders\", which does not exist yet"),
+        "{t}"
+    );
+    assert!(t.contains("hint: `sluice run raw.orders` loads it"), "{t}");
+
+    let out = sluice_in(dir, &["run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sluice_in(dir, &["transform", "run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("PASS=1"), "{}", text(&out));
+    // The models landed in the Sluice project's lake, not dbt/.sluice.
+    assert!(!dir.join("dbt/.sluice").exists());
+    let got = rows(dir, "select id from analytics.big_orders order by id");
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["id"], 2);
+    // manifest.json carries the join for tools that read it.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("dbt/target/manifest.json")).unwrap())
+            .unwrap();
+    let source = &manifest["sources"]["source.t.raw.orders"];
+    assert_eq!(source["loader"], "sluice");
+    assert_eq!(source["meta"]["sluice"]["stream"], "raw.orders");
+
+    // From the dbt folder, the enclosing sluice.yml still owns it.
+    let v = ls(&dir.join("dbt"));
+    assert_eq!(loaded_by(&v, "orders"), "raw.orders");
+    let out = sluice_in(
+        &dir.join("dbt"),
+        &[
+            "--json",
+            "sql",
+            "select count(*) as n from analytics.big_orders",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A stream the file no longer names is still known from the lake's
+    // history of the table it loaded.
+    write(dir, "sluice.yml", &config.replace("  crm:\n    type: files\n    format: csv\n    path: crm/customers.csv\n    stream: customers\n    table: raw.customers\n", ""));
+    let v = ls(dir);
+    assert_eq!(loaded_by(&v, "customers"), "crm.customers");
+
+    // An engine that is not one.
+    write(
+        dir,
+        "sluice.yml",
+        &format!(
+            "{config}  engine: nope\ndestinations:\n  out:\n    type: parquet\n    path: out\n"
+        ),
+    );
+    let out = sluice_in(dir, &["transform", "ls"]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains("`transform.engine: nope` is neither `lake` nor a destination"),
+        "{t}"
+    );
+    assert!(t.contains("hint: use `engine: lake`"), "{t}");
+    write(
+        dir,
+        "sluice.yml",
+        &format!(
+            "{config}  engine: out\ndestinations:\n  out:\n    type: parquet\n    path: out\n"
+        ),
+    );
+    let t = text(&sluice_in(dir, &["transform", "ls"]));
+    assert!(
+        t.contains("is a `type: parquet` destination, which cannot run models"),
+        "{t}"
+    );
+}

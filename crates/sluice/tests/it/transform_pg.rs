@@ -315,3 +315,56 @@ fn snapshots_run_inside_postgres() {
     );
     assert_eq!(open(102), vec![("Riverside".to_string(), false)]);
 }
+
+#[test]
+fn a_transform_section_runs_models_in_a_postgres_destination_that_streams_load() {
+    let db = PgDb::new();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let write = |rel: &str, text: &str| {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("data/orders.csv", "id,amount\n1,10\n2,20\n3,30\n");
+    // The URL (a secret in real life) comes from .env, as for any destination.
+    write(
+        ".env",
+        &format!("WH_URL=postgres://postgres@127.0.0.1:5432/{}\n", db.name),
+    );
+    write(
+        "sluice.yml",
+        "destinations:\n  wh: { type: postgres, url: ${WH_URL} }\nsources:\n  raw:\n    type: files\n    format: csv\n    path: data/orders.csv\n    stream: orders\n    destination: wh\ntransform:\n  project_dir: dbt\n  engine: wh\n  schema: analytics\n",
+    );
+    write("dbt/dbt_project.yml", "name: t\nprofile: t\n");
+    write(
+        "dbt/models/sources.yml",
+        "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: orders\n",
+    );
+    write(
+        "dbt/models/big_orders.sql",
+        "select id, amount from {{ source('raw', 'orders') }} where amount > 15",
+    );
+    let out = sluice(dir, &["--json", "transform", "ls"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let source = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["resource_type"] == "source")
+        .unwrap();
+    assert_eq!(source["loaded_by"], "raw.orders");
+    let out = sluice(dir, &["run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sluice(dir, &["transform", "run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("on postgres"), "{}", text(&out));
+    let mut ids: Vec<i64> = db
+        .rows("analytics", "big_orders")
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![2, 3]);
+}
