@@ -383,7 +383,11 @@ async fn warn_missing_sources(
     }
 }
 
-fn write_artifact(project: &DbtProject, name: &str, value: &Value) -> Result<()> {
+fn write_artifact<T: serde::Serialize + ?Sized>(
+    project: &DbtProject,
+    name: &str,
+    value: &T,
+) -> Result<()> {
     let path = project.dir.join(&project.target_path).join(name);
     artifacts::write_json(&path, value)
         .map_err(|e| UserError::error(format!("cannot write `{}`: {e}", path.display()), None))
@@ -403,7 +407,7 @@ async fn run_command(
     write_artifact(
         &l.project,
         "manifest.json",
-        &artifacts::manifest_json(&l.manifest, &run_id),
+        &artifacts::ManifestArtifact::new(&l.manifest, &run_id),
     )?;
     let engine = engine_for(&l, &run_id).await?;
     if command != Command::Seed {
@@ -591,7 +595,7 @@ pub async fn transform(
             write_artifact(
                 &l.project,
                 "manifest.json",
-                &artifacts::manifest_json(&l.manifest, &uuid::Uuid::now_v7().to_string()),
+                &artifacts::ManifestArtifact::new(&l.manifest, &uuid::Uuid::now_v7().to_string()),
             )?;
             if reporter.json() {
                 crate::outln!(
@@ -621,7 +625,7 @@ pub async fn transform(
             write_artifact(
                 &l.project,
                 "manifest.json",
-                &artifacts::manifest_json(&l.manifest, &uuid::Uuid::now_v7().to_string()),
+                &artifacts::ManifestArtifact::new(&l.manifest, &uuid::Uuid::now_v7().to_string()),
             )?;
             let (project, manifest) = (&l.project, &l.manifest);
             let out_dir = project
