@@ -805,41 +805,47 @@ pub fn compile_with(
         .collect();
     renderer.set_relations(relations);
     renderer.set_execute(true);
+    // Nodes render independently: spread them over the cores (a thread
+    // per chunk, in node order, so logs, warnings and the first error come
+    // out as a single thread would give them).
+    let mut work: Vec<&mut Node> = nodes
+        .values_mut()
+        .filter(|n| n.kind != NodeKind::Seed)
+        .collect();
+    let threads = if work.len() < 256 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    let chunk = work.len().div_ceil(threads).max(1);
+    let renderer_ref = &renderer;
+    let rendered: Vec<Result<Rendered>> = if threads == 1 {
+        vec![render_final(renderer_ref, pname, &mut work)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .chunks_mut(chunk)
+                .map(|part| scope.spawn(move || render_final(renderer_ref, pname, part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(TransformError::Project {
+                            message: "a render thread panicked".into(),
+                            hint: None,
+                        })
+                    })
+                })
+                .collect()
+        })
+    };
     let mut logs = Vec::new();
     let mut warnings = Vec::new();
-    for node in nodes.values_mut().filter(|n| n.kind != NodeKind::Seed) {
-        let model = node_json(
-            pname,
-            node.kind,
-            &node.name,
-            &node.path,
-            &node.fqn,
-            &node.config,
-        );
-        let compiled = renderer
-            .render_node(&node.path, &node.raw, &node.relation, false, Some(&model))
-            .map_err(|e| match (&node.test, e) {
-                (Some(t), TransformError::Template { path, message, .. })
-                    if t.generic.is_some() =>
-                {
-                    TransformError::Template {
-                        path,
-                        line: None,
-                        message: format!("test `{}`: {message}", node.name),
-                    }
-                }
-                (_, e) => e,
-            })?;
-        node.sql = Some(compiled.sql);
-        node.depends_on = compiled.refs;
-        node.sources = compiled.sources;
-        logs.extend(compiled.logs.into_iter().map(|m| (node.name.clone(), m)));
-        warnings.extend(
-            compiled
-                .warnings
-                .into_iter()
-                .map(|m| (node.name.clone(), m)),
-        );
+    for part in rendered {
+        let (l, w) = part?;
+        logs.extend(l);
+        warnings.extend(w);
     }
     // Unit tests: they run after the model's parents, before the model.
     for (path, file) in &props {
@@ -920,6 +926,51 @@ pub fn compile_with(
         }
     }
     Ok(manifest)
+}
+
+/// What the final renders of some nodes said: `(node, message)` logs and
+/// warnings.
+type Rendered = (Vec<(String, String)>, Vec<(String, String)>);
+
+/// Pass 2 for `nodes`: the final SQL, refs and sources of each.
+fn render_final(renderer: &Renderer, pname: &str, nodes: &mut [&mut Node]) -> Result<Rendered> {
+    let mut logs = Vec::new();
+    let mut warnings = Vec::new();
+    for node in nodes.iter_mut() {
+        let model = node_json(
+            pname,
+            node.kind,
+            &node.name,
+            &node.path,
+            &node.fqn,
+            &node.config,
+        );
+        let compiled = renderer
+            .render_node(&node.path, &node.raw, &node.relation, false, Some(&model))
+            .map_err(|e| match (&node.test, e) {
+                (Some(t), TransformError::Template { path, message, .. })
+                    if t.generic.is_some() =>
+                {
+                    TransformError::Template {
+                        path,
+                        line: None,
+                        message: format!("test `{}`: {message}", node.name),
+                    }
+                }
+                (_, e) => e,
+            })?;
+        node.sql = Some(compiled.sql);
+        node.depends_on = compiled.refs;
+        node.sources = compiled.sources;
+        logs.extend(compiled.logs.into_iter().map(|m| (node.name.clone(), m)));
+        warnings.extend(
+            compiled
+                .warnings
+                .into_iter()
+                .map(|m| (node.name.clone(), m)),
+        );
+    }
+    Ok((logs, warnings))
 }
 
 /// A snapshot's relation: `target_schema` / `target_database` as written
