@@ -25,8 +25,8 @@ use sluice_transform::engine::Engine;
 use sluice_transform::engine::lake::LakeEngine;
 use sluice_transform::engine::postgres::PgEngine;
 use sluice_transform::engine::postgres::profile::PgProfile;
-use sluice_transform::jinja::Target;
-use sluice_transform::manifest::{Manifest, NodeKind, compile};
+use sluice_transform::jinja::{Settings, Target};
+use sluice_transform::manifest::{Manifest, NodeKind, compile_with};
 use sluice_transform::profiles::Output;
 use sluice_transform::runner::{self, Command, Event, RunOptions, Status};
 use sluice_transform::select::{PreviousState, select};
@@ -210,7 +210,14 @@ fn from_section(
     }
 }
 
-async fn load(dir: Option<&Path>, o: &TransformOptions) -> Result<Loaded> {
+/// Load and compile the project. `invocation` is the run's id (Jinja's
+/// `invocation_id`, the artifacts') and whether it is a full refresh
+/// (`flags.FULL_REFRESH`).
+async fn load(
+    dir: Option<&Path>,
+    o: &TransformOptions,
+    invocation: (&str, bool),
+) -> Result<Loaded> {
     let home = transform_home(dir)?;
     let dir = home.dbt_dir;
     let project = DbtProject::load(&dir).map_err(user)?;
@@ -251,7 +258,12 @@ async fn load(dir: Option<&Path>, o: &TransformOptions) -> Result<Loaded> {
             )
         })?,
     };
-    let manifest = compile(&project, &output.target, &vars).map_err(user)?;
+    let settings = Settings {
+        invocation_id: invocation.0.to_string(),
+        full_refresh: invocation.1,
+        ..Settings::default()
+    };
+    let manifest = compile_with(&project, &output.target, &vars, settings).map_err(user)?;
     let place = place.or_else(|| home.sluice.as_ref().and_then(|p| place_of(p, &output)));
     let mut l = Loaded {
         project,
@@ -399,9 +411,9 @@ async fn run_command(
     o: &TransformRunOptions,
     reporter: &Reporter,
 ) -> Result<ExitCode> {
-    let l = load(dir, &o.common).await?;
-    report_template_warnings(&l.manifest, reporter);
     let run_id = uuid::Uuid::now_v7().to_string();
+    let l = load(dir, &o.common, (&run_id, o.full_refresh)).await?;
+    report_template_warnings(&l.manifest, reporter);
     let follow = matches!(command, Command::Test | Command::Build);
     let chosen = selected(&l, &o.common, follow)?;
     write_artifact(
@@ -591,11 +603,12 @@ pub async fn transform(
         }
         TransformCommand::Build(o) => return run_command(dir, Command::Build, o, reporter).await,
         TransformCommand::Parse(o) => {
-            let l = load(dir, o).await?;
+            let run_id = uuid::Uuid::now_v7().to_string();
+            let l = load(dir, o, (&run_id, false)).await?;
             write_artifact(
                 &l.project,
                 "manifest.json",
-                &artifacts::ManifestArtifact::new(&l.manifest, &uuid::Uuid::now_v7().to_string()),
+                &artifacts::ManifestArtifact::new(&l.manifest, &run_id),
             )?;
             if reporter.json() {
                 crate::outln!(
@@ -618,14 +631,15 @@ pub async fn transform(
             }
         }
         TransformCommand::Compile(o) => {
-            let l = load(dir, o).await?;
+            let run_id = uuid::Uuid::now_v7().to_string();
+            let l = load(dir, o, (&run_id, false)).await?;
             report_template_warnings(&l.manifest, reporter);
             let chosen: std::collections::HashSet<String> =
                 selected(&l, o, true)?.into_iter().collect();
             write_artifact(
                 &l.project,
                 "manifest.json",
-                &artifacts::ManifestArtifact::new(&l.manifest, &uuid::Uuid::now_v7().to_string()),
+                &artifacts::ManifestArtifact::new(&l.manifest, &run_id),
             )?;
             let (project, manifest) = (&l.project, &l.manifest);
             let out_dir = project
@@ -675,7 +689,8 @@ pub async fn transform(
             }
         }
         TransformCommand::Ls(o) => {
-            let l = load(dir, o).await?;
+            let run_id = uuid::Uuid::now_v7().to_string();
+            let l = load(dir, o, (&run_id, false)).await?;
             let chosen = selected(&l, o, !o.select.is_empty())?;
             let (project, manifest) = (&l.project, &l.manifest);
             // Sources the chosen nodes read (all of them when nothing is

@@ -845,3 +845,22 @@ fn a_transform_section_runs_the_dbt_project_and_sources_join_their_streams() {
         "{t}"
     );
 }
+
+#[test]
+fn jinja_sees_the_runs_invocation_id_and_full_refresh_flag() {
+    let d = project(&[(
+        "models/m.sql",
+        "{{ config(materialized='table') }}select '{{ invocation_id }}' as inv, {{ 'true' if flags.FULL_REFRESH else 'false' }} as fr",
+    )]);
+    let dir = d.path();
+    let out = sluice(dir, &["--json", "transform", "run", "--full-refresh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = results["metadata"]["invocation_id"].as_str().unwrap();
+    let got = rows(dir, "select inv, fr from main.m");
+    assert_eq!(got[0]["inv"], id);
+    assert_eq!(got[0]["fr"], true);
+    let out = sluice(dir, &["transform", "run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(rows(dir, "select fr from main.m")[0]["fr"], false);
+}
