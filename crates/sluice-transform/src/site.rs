@@ -117,7 +117,11 @@ pub fn page_data(manifest: &Value, catalog: &Value) -> Value {
                     .unwrap_or(Value::Null)
             };
             let test = n.get("test_metadata").map(|t| {
-                json!({"name": text(t, "name"), "column": n.get("column_name").cloned().unwrap_or(Value::Null)})
+                let on = n
+                    .get("attached_node")
+                    .and_then(Value::as_str)
+                    .and_then(|a| index.get(a));
+                json!({"name": text(t, "name"), "column": n.get("column_name").cloned().unwrap_or(Value::Null), "on": on})
             });
             json!({
                 "id": id,
@@ -191,7 +195,7 @@ mod tests {
                 },
                 "test.shop.not_null_orders_id.abc": {
                     "name": "not_null_orders_id", "resource_type": "test", "package_name": "shop",
-                    "test_metadata": {"name": "not_null"}, "column_name": "id",
+                    "test_metadata": {"name": "not_null"}, "column_name": "id", "attached_node": "model.shop.orders",
                 },
                 "unit_test.shop.orders.t": {"name": "t", "resource_type": "unit_test"},
             },
@@ -248,7 +252,7 @@ mod tests {
         assert_eq!(nodes[1]["parents"], json!([0]));
         assert_eq!(
             nodes[1]["test"],
-            json!({"name": "not_null", "column": "id"})
+            json!({"name": "not_null", "column": "id", "on": 0})
         );
         assert_eq!(nodes[2]["catalog"], Value::Null);
         assert_eq!(nodes[2]["type"], "source");
