@@ -35,7 +35,37 @@ pub struct TableInfo {
     pub last_stream: Option<String>,
 }
 
+/// A table's columns and size, read from one load of its Delta log
+/// (what a data catalog shows; [`Lake::info`] adds the history).
+#[derive(Debug, Clone)]
+pub struct TableFacts {
+    /// Its columns, as Arrow sees them.
+    pub schema: arrow::datatypes::SchemaRef,
+    /// Rows (from file statistics).
+    pub rows: u64,
+    /// Bytes of data files.
+    pub bytes: u64,
+}
+
 impl Lake {
+    /// Columns, rows and bytes of a table; `None` if it does not exist.
+    pub async fn table_facts(&self, name: &TableName) -> Result<Option<TableFacts>> {
+        let Some(table) = self.open(name).await? else {
+            return Ok(None);
+        };
+        let snapshot = table.snapshot().map_err(|e| LakeError::delta(name, e))?;
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        for f in snapshot.log_data().iter() {
+            rows += f.num_records().unwrap_or(0) as u64;
+            bytes += f.size().max(0) as u64;
+        }
+        Ok(Some(TableFacts {
+            schema: table_schema(&table, name)?,
+            rows,
+            bytes,
+        }))
+    }
+
     /// Every table of the lake, sorted by name (views: [`Lake::relations`]).
     pub async fn list(&self) -> Result<Vec<TableName>> {
         Ok(self

@@ -30,7 +30,7 @@ mod sql;
 mod views;
 mod writer;
 
-pub use catalog::TableInfo;
+pub use catalog::{TableFacts, TableInfo};
 pub use commit::{CommitMeta, SLUICE_COMMIT_KEY};
 pub use destination::LakeDestination;
 pub use error::{LakeError, Result};

@@ -16,9 +16,11 @@
 //! materializations (the lake: [`engine::lake`]); [`runner`] runs `seed`,
 //! `run`, `test` and `build` with dbt's skip rules; [`artifacts`] writes
 //! `manifest.json` and `run_results.json`; [`unit`] runs YAML unit tests
-//! in-process.
+//! in-process; [`catalog`] builds `catalog.json` from what the engine says
+//! about each relation, and [`site`] the docs page `index.html`.
 
 pub mod artifacts;
+pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -30,6 +32,7 @@ pub mod properties;
 pub mod runner;
 pub mod seed;
 pub mod select;
+pub mod site;
 pub mod testing;
 pub mod unit;
 

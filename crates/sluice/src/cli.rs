@@ -312,6 +312,41 @@ pub enum TransformCommand {
     Compile(TransformOptions),
     /// List the project's models, seeds and tests with their materialization and relation.
     Ls(TransformOptions),
+    /// The project's docs: `generate` writes `target/catalog.json` and `target/index.html`, `serve` shows them.
+    #[command(subcommand)]
+    Docs(TransformDocsCommand),
+}
+
+/// `sluice transform docs …`.
+#[derive(Debug, Subcommand)]
+pub enum TransformDocsCommand {
+    /// Compile, ask the engine about every relation (columns, types, size), write
+    /// `target/manifest.json`, `target/catalog.json` and `target/index.html`.
+    Generate(TransformDocsOptions),
+    /// Serve `target/` (index.html, manifest.json, catalog.json) over HTTP until Ctrl-C.
+    Serve(TransformServeOptions),
+}
+
+/// `sluice transform docs generate`.
+#[derive(Debug, Clone, Args)]
+pub struct TransformDocsOptions {
+    /// Profile, target, vars and selection (the catalog covers the selected nodes).
+    #[command(flatten)]
+    pub common: TransformOptions,
+    /// Leave `target/compiled/` alone (the manifest still has the compiled SQL).
+    #[arg(long)]
+    pub no_compile: bool,
+}
+
+/// `sluice transform docs serve`.
+#[derive(Debug, Clone, Args)]
+pub struct TransformServeOptions {
+    /// Port to listen on (0: any free port; the URL printed says which).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on (`0.0.0.0` for every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
 }
 
 /// dbt's flags for commands that run nodes.

@@ -26,6 +26,7 @@ use super::{
     Engine, EngineError, EngineResult, Existing, Incremental, OnSchemaChange, Outcome,
     SnapshotSpec, TestOutcome, snapshot_sql,
 };
+use crate::catalog::{CatalogColumn, CatalogRead, CatalogTable, TableStats, sql_type_name};
 use crate::jinja::Relation;
 use crate::seed::Seed;
 
@@ -112,6 +113,69 @@ impl LakeEngine {
         let df = self.query.sql(sql).await.map_err(err)?;
         let stream = df.execute_stream().await.map_err(err)?;
         Ok(stream.map(|b| b.map_err(err)).boxed())
+    }
+}
+
+fn columns(schema: &arrow::datatypes::Schema) -> Vec<CatalogColumn> {
+    schema
+        .fields()
+        .iter()
+        .zip(1u32..)
+        .map(|(f, index)| CatalogColumn {
+            name: f.name().clone(),
+            data_type: sql_type_name(f.data_type()),
+            index,
+            comment: None,
+        })
+        .collect()
+}
+
+impl LakeEngine {
+    /// One relation of the catalog: a table's columns and size from its
+    /// Delta log, a view's columns from its plan. `None`: gone meanwhile.
+    async fn describe_relation(
+        &self,
+        relation: &Relation,
+        kind: RelationKind,
+    ) -> EngineResult<Option<CatalogTable>> {
+        let entry = |kind: &str, columns, stats| CatalogTable {
+            relation: relation.clone(),
+            kind: kind.to_string(),
+            database: None,
+            owner: None,
+            comment: None,
+            columns,
+            stats,
+        };
+        match kind {
+            RelationKind::Table => {
+                let facts = self
+                    .lake
+                    .table_facts(&table_name(relation))
+                    .await
+                    .map_err(err)?;
+                Ok(facts.map(|f| {
+                    entry(
+                        "BASE TABLE",
+                        columns(&f.schema),
+                        Some(TableStats {
+                            rows: f.rows,
+                            bytes: f.bytes,
+                        }),
+                    )
+                }))
+            }
+            RelationKind::View => {
+                let name = table_name(relation);
+                let sql = format!(
+                    "select * from \"{}\".\"{}\"",
+                    name.schema.replace('"', "\"\""),
+                    name.name.replace('"', "\"\"")
+                );
+                let df = self.query.sql(&sql).await.map_err(err)?;
+                Ok(Some(entry("VIEW", columns(df.schema().as_arrow()), None)))
+            }
+        }
     }
 }
 
@@ -384,6 +448,43 @@ impl Engine for LakeEngine {
             should_warn: flag(1)?,
             should_error: flag(2)?,
         })
+    }
+
+    async fn catalog(&self, relations: &[Relation]) -> EngineResult<CatalogRead> {
+        let present: std::collections::HashMap<TableName, RelationKind> = self
+            .lake
+            .relations()
+            .await
+            .map_err(err)?
+            .into_iter()
+            .collect();
+        type Described<'a> = std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = (&'a Relation, EngineResult<Option<CatalogTable>>)>
+                    + Send
+                    + 'a,
+            >,
+        >;
+        let mut asked: Vec<Described<'_>> = Vec::new();
+        for r in relations {
+            if let Some(kind) = present.get(&table_name(r)).copied() {
+                asked.push(Box::pin(async move {
+                    (r, self.describe_relation(r, kind).await)
+                }));
+            }
+        }
+        // Tables are described concurrently: each is a Delta log to read.
+        let described: Vec<(&Relation, EngineResult<Option<CatalogTable>>)> =
+            futures::stream::iter(asked).buffered(8).collect().await;
+        let mut read = CatalogRead::default();
+        for (r, d) in described {
+            match d {
+                Ok(Some(t)) => read.tables.push(t),
+                Ok(None) => {}
+                Err(e) => read.errors.push(format!("{r}: {e}")),
+            }
+        }
+        Ok(read)
     }
 
     async fn lint(&self, sql: &str) -> Vec<String> {

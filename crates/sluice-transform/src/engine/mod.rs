@@ -8,6 +8,7 @@ pub mod postgres;
 
 use async_trait::async_trait;
 
+use crate::catalog::CatalogRead;
 use crate::jinja::Relation;
 use crate::seed::Seed;
 
@@ -178,6 +179,18 @@ pub trait Engine: Send + Sync {
 
     /// Drop whatever is at `relation`.
     async fn drop(&self, relation: &Relation) -> EngineResult<()>;
+
+    /// Columns (with the engine's type names), kind, owner, comment and
+    /// size of those of `relations` that exist, for `catalog.json`; the
+    /// others are left out. A relation that exists but cannot be described
+    /// is an entry of [`CatalogRead::errors`], not a failure.
+    async fn catalog(&self, relations: &[Relation]) -> EngineResult<CatalogRead> {
+        let _ = relations;
+        Err(EngineError::new(format!(
+            "the `{}` engine cannot describe its relations (no catalog)",
+            self.kind()
+        )))
+    }
 
     /// Where `sql` would surprise someone used to another warehouse
     /// (integer division on the lake): one warning per place, with its line.

@@ -1,4 +1,4 @@
-//! `sluice transform seed|run|test|build|compile|ls`: a dbt project, run.
+//! `sluice transform seed|run|test|build|compile|ls|docs`: a dbt project, run.
 //!
 //! The dbt project is found by [`transform_home`]: a `sluice.yml` whose
 //! `transform:` section names it (and then chooses the engine: the
@@ -10,7 +10,11 @@
 //! `<project>/.sluice/lake`); `type: postgres` runs the models inside
 //! PostgreSQL (dbt-postgres's keys). Each dbt source is joined to the
 //! Sluice stream that loads it ([`crate::lineage`]). Artifacts
-//! (`manifest.json`, `run_results.json`) go to dbt's `target/` folder.
+//! (`manifest.json`, `run_results.json`, and from `docs generate`
+//! `catalog.json` and `index.html`, see [`docs`]) go to dbt's `target/`
+//! folder.
+
+mod docs;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -602,6 +606,7 @@ pub async fn transform(
             return run_command(dir, Command::Snapshot, o, reporter).await;
         }
         TransformCommand::Build(o) => return run_command(dir, Command::Build, o, reporter).await,
+        TransformCommand::Docs(c) => return docs::docs(dir, c, reporter).await,
         TransformCommand::Parse(o) => {
             let run_id = uuid::Uuid::now_v7().to_string();
             let l = load(dir, o, (&run_id, false)).await?;

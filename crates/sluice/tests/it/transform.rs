@@ -863,4 +863,264 @@ fn jinja_sees_the_runs_invocation_id_and_full_refresh_flag() {
     let out = sluice(dir, &["transform", "run"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(rows(dir, "select fr from main.m")[0]["fr"], false);
+
+/// The shop fixture with two declared sources: one on a seed's table
+/// (present after a build), one on a table nothing loads.
+fn shop_with_sources() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dbt/shop");
+    copy_dir(&fixture, d.path());
+    write(
+        d.path(),
+        "models/sources.yml",
+        "version: 2\nsources:\n  - name: raw\n    schema: main\n    tables:\n      - name: raw_riders\n        description: The riders as loaded.\n      - name: not_loaded\n",
+    );
+    d
+}
+
+fn json_file(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// `{column: type}` of a catalog entry, and the columns in index order.
+fn catalog_columns(entry: &serde_json::Value) -> (Vec<String>, Vec<(String, String)>) {
+    let cols = entry["columns"].as_object().unwrap();
+    let mut ordered: Vec<(u64, String)> = cols
+        .values()
+        .map(|c| {
+            (
+                c["index"].as_u64().unwrap(),
+                c["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    ordered.sort();
+    let indexes: Vec<u64> = ordered.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, (1..=cols.len() as u64).collect::<Vec<_>>());
+    let types = cols
+        .iter()
+        .map(|(k, c)| (k.clone(), c["type"].as_str().unwrap().to_string()))
+        .collect();
+    (ordered.into_iter().map(|(_, n)| n).collect(), types)
+}
+
+fn has_type(types: &[(String, String)], column: &str, expected: &str) -> bool {
+    types.iter().any(|(c, t)| c == column && t == expected)
+}
+
+#[test]
+fn docs_generate_writes_dbt_s_catalog_with_the_lake_s_types_and_delta_stats() {
+    let d = shop_with_sources();
+    let dir = d.path();
+    // Before a build nothing exists: every relation is a note, none an error.
+    let out = sluice(dir, &["--json", "transform", "docs", "generate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["nodes"], 0, "{summary}");
+    assert_eq!(
+        summary["missing"].as_array().unwrap().len(),
+        10,
+        "{summary}"
+    );
+
+    let out = sluice(dir, &["transform", "build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sluice(dir, &["transform", "docs", "generate"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("catalog of `shop`: 8 nodes and 1 sources from sluice"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("note: 1 relations do not exist yet")
+            && shown.contains("source `source.shop.raw.not_loaded` (\"main\".\"not_loaded\")"),
+        "{shown}"
+    );
+
+    let catalog = json_file(&dir.join("target/catalog.json"));
+    assert_eq!(
+        catalog["metadata"]["dbt_schema_version"],
+        "https://schemas.getdbt.com/dbt/catalog/v1.json"
+    );
+    assert_eq!(catalog["errors"], serde_json::Value::Null);
+    let manifest = json_file(&dir.join("target/manifest.json"));
+    assert_eq!(
+        catalog["metadata"]["invocation_id"],
+        manifest["metadata"]["invocation_id"]
+    );
+    let nodes = catalog["nodes"].as_object().unwrap();
+    assert_eq!(nodes.len(), 8);
+    assert!(nodes.keys().all(|k| !k.starts_with("test.")));
+
+    // A view: columns from its plan, no stats.
+    let stg = &nodes["model.shop.stg_riders"];
+    assert_eq!(
+        stg["metadata"],
+        serde_json::json!({"type": "VIEW", "schema": "main", "name": "stg_riders", "database": null, "comment": null, "owner": null})
+    );
+    let (order, types) = catalog_columns(stg);
+    assert_eq!(
+        order,
+        [
+            "rider_id",
+            "first_name",
+            "last_name",
+            "rider_name",
+            "home_district",
+            "signup_date",
+            "joined_after_launch"
+        ]
+    );
+    assert!(has_type(&types, "rider_id", "BIGINT"), "{types:?}");
+    assert!(has_type(&types, "rider_name", "VARCHAR"), "{types:?}");
+    assert!(has_type(&types, "signup_date", "DATE"), "{types:?}");
+    assert!(
+        has_type(&types, "joined_after_launch", "BOOLEAN"),
+        "{types:?}"
+    );
+    assert_eq!(stg["stats"]["has_stats"]["value"], false);
+    assert_eq!(stg["unique_id"], "model.shop.stg_riders");
+
+    // A table: stats from the Delta log.
+    let activity = &nodes["model.shop.rider_activity"];
+    assert_eq!(activity["metadata"]["type"], "BASE TABLE");
+    let count = rows(dir, "select count(*) as n from main.rider_activity")[0]["n"].clone();
+    assert_eq!(activity["stats"]["row_count"]["value"], count);
+    assert_eq!(activity["stats"]["row_count"]["label"], "Row Count");
+    assert!(activity["stats"]["bytes"]["value"].as_u64().unwrap() > 0);
+    assert_eq!(activity["stats"]["has_stats"]["value"], true);
+
+    // A seed, with `column_types: {amount_cents: bigint}`.
+    let charges = &nodes["seed.shop.raw_charges"];
+    let (_, types) = catalog_columns(charges);
+    assert!(has_type(&types, "amount_cents", "BIGINT"), "{types:?}");
+    assert_eq!(charges["stats"]["row_count"]["value"], 63);
+
+    // The source on a built table is there; the other is left out.
+    let sources = catalog["sources"].as_object().unwrap();
+    let keys: Vec<&String> = sources.keys().collect();
+    assert_eq!(keys, ["source.shop.raw.raw_riders"]);
+    let (order, _) = catalog_columns(&sources["source.shop.raw.raw_riders"]);
+    assert_eq!(order[0], "rider_id");
+
+    // The page embeds both, escaped, with the catalog's types.
+    let page = std::fs::read_to_string(dir.join("target/index.html")).unwrap();
+    assert!(page.contains("<script id=\"data\" type=\"application/json\">"));
+    assert!(page.contains("\"model.shop.rider_activity\""));
+    assert!(page.contains("[\"joined_after_launch\",\"BOOLEAN\",\"True when the rider signed up on or after `var('launch_date')`.\"]"));
+    assert!(
+        dir.join("target/compiled/shop/models/staging/stg_riders.sql")
+            .exists()
+    );
+
+    // A selection narrows the catalog to the selected nodes and their sources.
+    let out = sluice(
+        dir,
+        &[
+            "--json",
+            "transform",
+            "docs",
+            "generate",
+            "-s",
+            "stg_riders",
+            "--no-compile",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["nodes"], 1, "{summary}");
+    assert_eq!(summary["sources"], 0, "{summary}");
+    assert_eq!(summary["missing"], serde_json::json!([]), "{summary}");
+    assert_eq!(summary["engine"], "sluice");
+}
+
+/// `GET path` over a real TCP connection: status line, headers, body.
+fn http_get(addr: &str, path: &str) -> (String, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let (status, headers) = head.split_once("\r\n").unwrap_or((&head, ""));
+    (
+        status.to_string(),
+        headers.to_lowercase(),
+        raw[split + 4..].to_vec(),
+    )
+}
+
+#[test]
+fn docs_serve_hands_out_the_page_and_the_catalog_over_http_until_interrupted() {
+    use std::io::BufRead;
+    let d = shop();
+    let dir = d.path();
+    let out = sluice(dir, &["transform", "docs", "serve"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("hint: run `sluice transform docs generate` first"),
+        "{}",
+        text(&out)
+    );
+    let out = sluice(dir, &["transform", "docs", "generate"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--project-dir")
+        .arg(dir)
+        .args(["transform", "docs", "serve", "--port", "0"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{line}");
+
+    let (status, headers, body) = http_get(&addr, "/");
+    assert!(status.contains("200"), "{status}");
+    assert!(headers.contains("content-type: text/html"), "{headers}");
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains("<script id=\"data\" type=\"application/json\">"));
+    let (status, headers, body) = http_get(&addr, "/catalog.json");
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        headers.contains("content-type: application/json"),
+        "{headers}"
+    );
+    let catalog: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        catalog["metadata"]["dbt_schema_version"],
+        "https://schemas.getdbt.com/dbt/catalog/v1.json"
+    );
+    let (status, _, body) = http_get(&addr, "/manifest.json");
+    assert!(status.contains("200"), "{status}");
+    let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(manifest["nodes"]["model.shop.orders"].is_object());
+    let (status, _, _) = http_get(&addr, "/..%2Fdbt_project.yml");
+    assert!(status.contains("404"), "{status}");
+
+    // Ctrl-C stops it cleanly.
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }

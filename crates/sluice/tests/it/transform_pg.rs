@@ -368,3 +368,102 @@ fn a_transform_section_runs_models_in_a_postgres_destination_that_streams_load()
     ids.sort();
     assert_eq!(ids, vec![2, 3]);
 }
+
+/// Columns of a catalog entry as `(index, name, type)`, in index order.
+fn catalog_columns(entry: &Value) -> Vec<(u64, String, String)> {
+    let mut cols: Vec<(u64, String, String)> = entry["columns"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| {
+            (
+                c["index"].as_u64().unwrap(),
+                c["name"].as_str().unwrap().to_string(),
+                c["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    cols.sort();
+    cols
+}
+
+#[test]
+fn docs_generate_reads_the_catalog_from_pg_catalog() {
+    let db = PgDb::new();
+    let d = shop(&db);
+    std::fs::write(
+        d.path().join("models/sources.yml"),
+        "version: 2\nsources:\n  - name: raw\n    schema: main\n    tables: [{name: raw_riders}, {name: not_loaded}]\n",
+    )
+    .unwrap();
+    let out = sluice(d.path(), &["transform", "build", "--target", "pg"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let conninfo = format!("{ADMIN} dbname={}", db.name);
+    runtime().block_on(async {
+        client(&conninfo)
+            .await
+            .batch_execute(
+                "COMMENT ON TABLE main.raw_riders IS 'Riders as loaded'; COMMENT ON COLUMN main.raw_riders.rider_id IS 'The id'",
+            )
+            .await
+            .unwrap()
+    });
+    let out = sluice(
+        d.path(),
+        &["--json", "transform", "docs", "generate", "--target", "pg"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["engine"], "postgres");
+    assert_eq!(summary["nodes"], 8, "{summary}");
+    assert_eq!(summary["sources"], 1, "{summary}");
+    assert_eq!(
+        summary["missing"],
+        serde_json::json!([{"unique_id": "source.shop.raw.not_loaded", "relation": "\"main\".\"not_loaded\""}])
+    );
+
+    let catalog: Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("target/catalog.json")).unwrap())
+            .unwrap();
+    let stg = &catalog["nodes"]["model.shop.stg_riders"];
+    assert_eq!(
+        stg["metadata"],
+        serde_json::json!({"type": "VIEW", "schema": "main", "name": "stg_riders", "database": db.name, "comment": null, "owner": "postgres"})
+    );
+    let cols = catalog_columns(stg);
+    let typed: Vec<(&str, &str)> = cols
+        .iter()
+        .map(|(_, n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        typed,
+        [
+            ("rider_id", "bigint"),
+            ("first_name", "text"),
+            ("last_name", "text"),
+            ("rider_name", "text"),
+            ("home_district", "text"),
+            ("signup_date", "date"),
+            ("joined_after_launch", "boolean"),
+        ]
+    );
+    assert_eq!(cols[0].0, 1);
+    // dbt-postgres has no size statistics.
+    assert_eq!(
+        stg["stats"],
+        serde_json::json!({"has_stats": {"id": "has_stats", "label": "Has Stats?", "value": false, "include": false, "description": "Indicates whether there are statistics for this table"}})
+    );
+    let activity = &catalog["nodes"]["model.shop.rider_activity"];
+    assert_eq!(activity["metadata"]["type"], "BASE TABLE");
+    let charges = catalog_columns(&catalog["nodes"]["seed.shop.raw_charges"]);
+    assert!(
+        charges
+            .iter()
+            .any(|(_, n, t)| n == "amount_cents" && t == "bigint"),
+        "{charges:?}"
+    );
+    let source = &catalog["sources"]["source.shop.raw.raw_riders"];
+    assert_eq!(source["metadata"]["comment"], "Riders as loaded");
+    assert_eq!(source["columns"]["rider_id"]["comment"], "The id");
+    assert!(catalog["sources"]["source.shop.raw.not_loaded"].is_null());
+}

@@ -29,6 +29,7 @@
 pub mod profile;
 pub mod sql;
 
+mod catalog;
 mod incremental;
 mod seed;
 
@@ -45,6 +46,7 @@ use super::{
     Engine, EngineError, EngineResult, Existing, Incremental, OnSchemaChange, Outcome,
     SnapshotSpec, TestOutcome, snapshot_sql,
 };
+use crate::catalog::CatalogRead;
 use crate::error::TransformError;
 use crate::jinja::Relation;
 use crate::profiles::Output;
@@ -455,6 +457,11 @@ impl Engine for PgEngine {
             should_warn: parse_flag(row.get(1)),
             should_error: parse_flag(row.get(2)),
         })
+    }
+
+    async fn catalog(&self, relations: &[Relation]) -> EngineResult<CatalogRead> {
+        let client = self.session().await?;
+        catalog::read(&client, &self.database, relations).await
     }
 
     async fn drop(&self, relation: &Relation) -> EngineResult<()> {
