@@ -61,13 +61,13 @@ fn node_json(m: &Manifest, node: &Node) -> Value {
         .or_insert_with(|| Value::from(node.materialized()));
     config.entry("enabled").or_insert(Value::Bool(true));
     config.entry("tags").or_insert_with(|| json!(node.tags()));
-    let path = node.path.to_string_lossy().to_string();
+    let path = node.original_file_path().to_string_lossy().to_string();
     let in_resource = path.split_once('/').map_or(path.as_str(), |(_, r)| r);
     let mut j = json!({
         "unique_id": node.unique_id,
         "name": node.name,
         "resource_type": node.kind.resource_type(),
-        "package_name": m.project,
+        "package_name": node.package_name,
         "path": in_resource,
         "original_file_path": path,
         "fqn": node.fqn,
@@ -136,6 +136,19 @@ fn node_json(m: &Manifest, node: &Node) -> Value {
     j
 }
 
+/// `macros`: each by `macro.<package>.<name>`.
+fn macros_json(m: &Manifest) -> Value {
+    let mut out = Map::new();
+    for (package, name, path) in m.macros() {
+        let id = format!("macro.{package}.{name}");
+        out.insert(
+            id.clone(),
+            json!({"unique_id": id, "name": name, "package_name": package, "resource_type": "macro", "original_file_path": path}),
+        );
+    }
+    Value::Object(out)
+}
+
 /// The manifest as dbt writes it.
 pub fn manifest_json(m: &Manifest, invocation_id: &str) -> Value {
     let mut nodes = Map::new();
@@ -181,9 +194,9 @@ pub fn manifest_json(m: &Manifest, invocation_id: &str) -> Value {
                     "name": s.name,
                     "source_name": s.source_name,
                     "resource_type": "source",
-                    "package_name": m.project,
+                    "package_name": s.package_name,
                     "original_file_path": s.path,
-                    "fqn": [m.project.clone(), s.source_name.clone(), s.name.clone()],
+                    "fqn": [s.package_name.clone(), s.source_name.clone(), s.name.clone()],
                     "database": s.relation.database,
                     "schema": s.relation.schema,
                     "identifier": s.relation.identifier,
@@ -199,7 +212,7 @@ pub fn manifest_json(m: &Manifest, invocation_id: &str) -> Value {
         "metadata": metadata("manifest/v12.json", invocation_id, &m.target.kind),
         "nodes": nodes,
         "sources": sources,
-        "macros": {},
+        "macros": macros_json(m),
         "docs": {},
         "exposures": {},
         "metrics": {},

@@ -16,7 +16,9 @@
 //! materializations (the lake: [`engine::lake`]); [`runner`] runs `seed`,
 //! `run`, `test` and `build` with dbt's skip rules; [`artifacts`] writes
 //! `manifest.json` and `run_results.json`; [`unit`] runs YAML unit tests
-//! in-process.
+//! in-process; [`packages`] reads `packages.yml` and installs local
+//! packages (the installed ones load with [`project::DbtProject::load_packages`]
+//! and compile with the root project).
 
 pub mod artifacts;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod engine;
 pub mod error;
 pub mod jinja;
 pub mod manifest;
+pub mod packages;
 pub mod profiles;
 pub mod project;
 pub mod properties;

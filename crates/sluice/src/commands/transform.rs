@@ -20,6 +20,7 @@ use sluice_transform::engine::Engine;
 use sluice_transform::engine::lake::LakeEngine;
 use sluice_transform::engine::postgres::PgEngine;
 use sluice_transform::manifest::{Manifest, NodeKind, compile};
+use sluice_transform::packages::{self, DepOutcome};
 use sluice_transform::profiles::Output;
 use sluice_transform::runner::{self, Command, Event, RunOptions, Status};
 use sluice_transform::select::{PreviousState, select};
@@ -45,6 +46,7 @@ fn load(dir: Option<&Path>, o: &TransformOptions) -> Result<Loaded> {
         None => std::env::current_dir()?,
     };
     let project = DbtProject::load(&dir).map_err(user)?;
+    packages::check_installed(&project).map_err(user)?;
     let output = profiles::load(
         o.profiles_dir.as_deref(),
         &dir,
@@ -341,6 +343,7 @@ pub async fn transform(
             return run_command(dir, Command::Snapshot, o, reporter).await;
         }
         TransformCommand::Build(o) => return run_command(dir, Command::Build, o, reporter).await,
+        TransformCommand::Deps => return deps(dir, reporter),
         TransformCommand::Parse(o) => {
             let l = load(dir, o)?;
             write_artifact(
@@ -467,6 +470,44 @@ pub async fn transform(
                 );
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice transform deps`: install the local packages, check the others.
+fn deps(dir: Option<&Path>, reporter: &Reporter) -> Result<ExitCode> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_dir()?,
+    };
+    let project = DbtProject::load(&dir).map_err(user)?;
+    let done = packages::deps(&project).map_err(user)?;
+    let rows: Vec<(String, &str, String)> = done
+        .iter()
+        .map(|d| match d {
+            DepOutcome::Linked { name, at } => (name.clone(), "linked", at.display().to_string()),
+            DepOutcome::Copied { name, at } => (name.clone(), "copied", at.display().to_string()),
+            DepOutcome::UpToDate { name, spec } => (name.clone(), "up to date", spec.label()),
+        })
+        .collect();
+    if reporter.json() {
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|(name, status, at)| json!({"package": name, "status": status, "at": at}))
+            .collect();
+        crate::outln!("{}", json!({"project": project.name, "packages": list}));
+    } else if rows.is_empty() {
+        crate::outln!("`{}` lists no packages", project.name);
+    } else {
+        for (name, status, at) in &rows {
+            crate::outln!("{name}: {status} ({at})");
+        }
+        crate::outln!(
+            "{} package(s) of `{}` installed in {}/",
+            rows.len(),
+            project.name,
+            project.packages_install_path().display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
