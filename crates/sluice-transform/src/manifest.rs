@@ -1495,6 +1495,83 @@ mod tests {
     }
 
     #[test]
+    fn package_nodes_see_their_macros_vars_and_configs_and_dispatch_searches_the_root_first() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        write(
+            dir,
+            "dbt_project.yml",
+            "name: shop\nvars:\n  x: root-global\n  pkg_b: {y: root-for-b}\nmodels:\n  pkg_b: {+materialized: table}\n",
+        );
+        write(
+            dir,
+            "macros/m.sql",
+            "{% macro shadow() %}root{% endmacro %}{% macro default__disp() %}root-default{% endmacro %}",
+        );
+        write(
+            dir,
+            "models/top.sql",
+            "{{ m() }} {{ shadow() }} {{ pkg_b.m() }} {{ pkg_a.only_a() }} {{ only_b() }} {{ pkg_a.disp() }} {{ var('y', 'unset') }} {{ ref('pkg_b', 'b_model') }}",
+        );
+        let a = "dbt_packages/pkg_a";
+        write(dir, &format!("{a}/dbt_project.yml"), "name: pkg_a\n");
+        write(
+            dir,
+            &format!("{a}/macros/a.sql"),
+            "{% macro m() %}a{% endmacro %}{% macro only_a() %}{{ helper() }}{% endmacro %}{% macro helper() %}a-helper{% endmacro %}{% macro disp() %}{{ adapter.dispatch('disp', 'pkg_a')() }}{% endmacro %}{% macro postgres__disp() %}a-postgres{% endmacro %}",
+        );
+        let b = "dbt_packages/pkg_b";
+        write(
+            dir,
+            &format!("{b}/dbt_project.yml"),
+            "name: pkg_b\nvars:\n  x: b-own\n  y: b-y\nmodels:\n  pkg_b: {+materialized: view, +tags: [b]}\n",
+        );
+        write(
+            dir,
+            &format!("{b}/macros/b.sql"),
+            "{% macro m() %}b{% endmacro %}{% macro helper() %}b-helper{% endmacro %}{% macro only_b() %}b-only{% endmacro %}",
+        );
+        write(
+            dir,
+            &format!("{b}/models/b_model.sql"),
+            "{{ m() }} {{ shadow() }} {{ var('x') }} {{ var('y') }} {{ model.package_name }}",
+        );
+        let project = DbtProject::load(dir).unwrap();
+        let m = compile(&project, &target(), &IndexMap::new()).unwrap();
+        // Root node: bare `m` is the first package's in name order; a
+        // package macro's bare call finds its sibling before other
+        // packages; dispatch searches the root before the namespace.
+        assert_eq!(
+            m.nodes["top"].sql.as_deref(),
+            Some("a root b a-helper b-only root-default unset \"main\".\"b_model\"")
+        );
+        let bm = &m.nodes["b_model"];
+        assert_eq!(
+            bm.sql.as_deref(),
+            Some("b root root-global root-for-b pkg_b")
+        );
+        assert_eq!(bm.unique_id, "model.pkg_b.b_model");
+        assert_eq!(
+            bm.materialized(),
+            "table",
+            "the root's config over the package's"
+        );
+        assert_eq!(bm.tags(), vec!["b"]);
+        assert_eq!(bm.path, Path::new("dbt_packages/pkg_b/models/b_model.sql"));
+        assert_eq!(bm.original_file_path(), Path::new("models/b_model.sql"));
+        assert_eq!(m.nodes["top"].depends_on, vec!["b_model"]);
+
+        // One namespace for node names.
+        write(dir, "models/b_model.sql", "select 1");
+        let project = DbtProject::load(dir).unwrap();
+        let e = compile(&project, &target(), &IndexMap::new()).unwrap_err();
+        assert!(
+            e.to_string().contains("two resources are named `b_model`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_cycle_is_refused_and_shown() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path();

@@ -856,6 +856,59 @@ mod tests {
     }
 
     #[test]
+    fn bare_names_resolve_root_then_packages_in_name_order_then_dbt() {
+        let mut env = Environment::new();
+        let file = |path: &str, text: &str| vec![(PathBuf::from(path), text.to_string())];
+        let lib = Library::load(
+            &mut env,
+            "shop",
+            &file("macros/m.sql", "{% macro shared() %}root{% endmacro %}"),
+            &[
+                (
+                    "zeta".to_string(),
+                    file(
+                        "dbt_packages/zeta/macros/m.sql",
+                        "{% macro shared() %}z{% endmacro %}{% macro only() %}z{% endmacro %}{% macro generate_alias_name() %}z{% endmacro %}",
+                    ),
+                ),
+                (
+                    "alpha".to_string(),
+                    file(
+                        "dbt_packages/alpha/macros/m.sql",
+                        "{% macro only() %}a{% endmacro %}{% macro helper() %}a{% endmacro %}",
+                    ),
+                ),
+            ],
+            "postgres",
+            &[],
+        )
+        .unwrap();
+        let package = |id: Option<usize>| id.map(|i| lib.macros[i].package.clone());
+        assert_eq!(package(lib.global("shared")).as_deref(), Some("shop"));
+        assert_eq!(package(lib.global("only")).as_deref(), Some("alpha"));
+        assert_eq!(
+            package(lib.global("generate_alias_name")).as_deref(),
+            Some("zeta")
+        );
+        assert_eq!(package(lib.global("test_not_null")).as_deref(), Some("dbt"));
+        // In a node of `zeta`: zeta's own first; in a macro of `alpha`
+        // called from a root node: the root, then alpha's siblings.
+        assert_eq!(
+            package(lib.scoped(Some("zeta"), None, "shared")).as_deref(),
+            Some("zeta")
+        );
+        assert_eq!(
+            package(lib.scoped(None, Some("alpha"), "shared")).as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            package(lib.scoped(None, Some("alpha"), "helper")).as_deref(),
+            Some("alpha")
+        );
+        assert_eq!(package(lib.scoped(None, None, "helper")), None);
+    }
+
+    #[test]
     fn prefixes_follow_the_adapter_chain() {
         assert_eq!(
             adapter_prefixes("sluice"),

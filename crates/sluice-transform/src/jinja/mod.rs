@@ -471,6 +471,7 @@ mod tests {
             full_refresh: true,
             dispatch: Vec::new(),
             docs: Docs::from([("orders".to_string(), "One row per order.".to_string())]),
+            ..Settings::default()
         }
     }
 
