@@ -200,7 +200,12 @@ pub fn project_vars(
     project: &DbtProject,
     overrides: &IndexMap<String, Value>,
 ) -> IndexMap<String, Value> {
-    scoped_vars(project, None, &[project.name.clone()], overrides)
+    scoped_vars(
+        project,
+        None,
+        std::slice::from_ref(&project.name),
+        overrides,
+    )
 }
 
 /// The vars a node sees, lowest precedence first: its package's own

@@ -636,6 +636,9 @@ pub(crate) fn node_package(lib: &Library, model: Option<&Value>) -> Option<Strin
 /// The context a template of `macro_package` (or of the node itself, with
 /// `None`) evaluates in.
 pub(crate) fn scope(lib: &Arc<Library>, cap: Arc<Capture>, macro_package: Option<&str>) -> Value {
+    if lib.installed.is_empty() {
+        return Value::from_dyn_object(cap);
+    }
     let node_package = node_package(lib, cap.model.as_ref());
     let macro_package = macro_package
         .filter(|p| lib.is_installed(p))
