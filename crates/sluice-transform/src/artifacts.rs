@@ -193,7 +193,7 @@ fn node_out<'a>(
         unique_id: &node.unique_id,
         name: &node.name,
         resource_type: node.kind.resource_type(),
-        package_name: &m.project,
+        package_name: &node.package_name,
         path: in_resource,
         original_file_path: path,
         fqn: &node.fqn,
@@ -288,6 +288,16 @@ fn node_out<'a>(
     out
 }
 
+/// One macro of `macros`.
+#[derive(Serialize)]
+struct MacroOut<'a> {
+    unique_id: String,
+    name: &'a str,
+    package_name: &'a str,
+    resource_type: &'static str,
+    original_file_path: &'a Path,
+}
+
 /// One source of `sources`.
 #[derive(Serialize)]
 struct SourceOut<'a> {
@@ -355,7 +365,12 @@ impl<'a> ManifestArtifact<'a> {
         let paths = m
             .nodes
             .iter()
-            .map(|(k, n)| (k.as_str(), n.path.to_string_lossy().into_owned()))
+            .map(|(k, n)| {
+                (
+                    k.as_str(),
+                    n.original_file_path().to_string_lossy().into_owned(),
+                )
+            })
             .collect();
         ManifestArtifact {
             m,
@@ -421,9 +436,9 @@ impl Serialize for ManifestArtifact<'_> {
                         name: &src.name,
                         source_name: &src.source_name,
                         resource_type: "source",
-                        package_name: &m.project,
+                        package_name: &src.package_name,
                         original_file_path: &src.path,
-                        fqn: [&m.project, &src.source_name, &src.name],
+                        fqn: [&src.package_name, &src.source_name, &src.name],
                         database: src.relation.database.as_deref(),
                         schema: &src.relation.schema,
                         identifier: &src.relation.identifier,
@@ -454,8 +469,24 @@ impl Serialize for ManifestArtifact<'_> {
             },
         )?;
         map.serialize_entry("sources", &PairMap(sources))?;
+        let macros = m.macros();
+        let macros = Seq(|| {
+            macros.iter().map(|(package, name, path)| {
+                let id = format!("macro.{package}.{name}");
+                (
+                    id.clone(),
+                    MacroOut {
+                        unique_id: id,
+                        name,
+                        package_name: package,
+                        resource_type: "macro",
+                        original_file_path: path,
+                    },
+                )
+            })
+        });
+        map.serialize_entry("macros", &PairMap(macros))?;
         for key in [
-            "macros",
             "docs",
             "exposures",
             "metrics",

@@ -17,7 +17,10 @@
 //! `run`, `test` and `build` with dbt's skip rules; [`artifacts`] writes
 //! `manifest.json` and `run_results.json`; [`unit`] runs YAML unit tests
 //! in-process; [`catalog`] builds `catalog.json` from what the engine says
-//! about each relation, and [`site`] the docs page `index.html`.
+//! about each relation, and [`site`] the docs page `index.html`;
+//! [`packages`] reads `packages.yml` and installs local packages (the
+//! installed ones load with [`project::DbtProject::load_packages`] and
+//! compile with the root project).
 
 pub mod artifacts;
 pub mod catalog;
@@ -26,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod jinja;
 pub mod manifest;
+pub mod packages;
 pub mod profiles;
 pub mod project;
 pub mod properties;

@@ -86,6 +86,13 @@ pub struct Node {
     pub test: Option<TestInfo>,
     /// For unit tests: the definition.
     pub unit: Option<crate::properties::UnitTestSpec>,
+    /// The project it belongs to: the root project's name, or an installed
+    /// package's (dbt's `package_name`).
+    pub package_name: String,
+    /// Where that package is installed, relative to the root project
+    /// (`dbt_packages/mini_utils`); empty for the root project. `path`
+    /// starts with it.
+    pub package_dir: PathBuf,
 }
 
 impl Node {
@@ -102,6 +109,13 @@ impl Node {
                 .and_then(Value::as_str)
                 .unwrap_or("view"),
         }
+    }
+
+    /// Its file relative to its own project (dbt's `original_file_path`).
+    pub fn original_file_path(&self) -> &Path {
+        self.path
+            .strip_prefix(&self.package_dir)
+            .unwrap_or(&self.path)
     }
 
     /// `enabled` (default true).
@@ -144,6 +158,9 @@ pub struct SourceNode {
     /// The Sluice stream (`<source>.<stream>`) that loads the relation, when
     /// known (set by the caller, which knows the Sluice project: lineage).
     pub loaded_by: Option<String>,
+    /// The project that declares it: the root project's name, or an
+    /// installed package's.
+    pub package_name: String,
 }
 
 /// The compiled project.
@@ -186,21 +203,128 @@ pub fn project_vars(
     project: &DbtProject,
     overrides: &IndexMap<String, Value>,
 ) -> IndexMap<String, Value> {
+    scoped_vars(
+        project,
+        None,
+        std::slice::from_ref(&project.name),
+        overrides,
+    )
+}
+
+/// The vars a node sees, lowest precedence first: its package's own
+/// `vars:` (global ones and those under its name; `package` is `None` for
+/// the root project's nodes), the root project's global `vars:`, the root's
+/// `vars:` under the node's project name, then `overrides`. Keys naming a
+/// project (`projects`) are scopes, never vars.
+pub fn scoped_vars(
+    root: &DbtProject,
+    package: Option<&DbtProject>,
+    projects: &[String],
+    overrides: &IndexMap<String, Value>,
+) -> IndexMap<String, Value> {
+    let own = package.map_or(root.name.as_str(), |p| p.name.as_str());
     let mut out = IndexMap::new();
-    for (k, v) in &project.vars {
-        if k != &project.name {
-            out.insert(k.clone(), v.clone());
+    let mut layer = |vars: &IndexMap<String, Value>| {
+        for (k, v) in vars {
+            if k != own && !projects.contains(k) {
+                out.insert(k.clone(), v.clone());
+            }
         }
-    }
-    if let Some(Value::Object(own)) = project.vars.get(&project.name) {
-        for (k, v) in own {
-            out.insert(k.clone(), v.clone());
+        if let Some(Value::Object(scoped)) = vars.get(own) {
+            for (k, v) in scoped {
+                out.insert(k.clone(), v.clone());
+            }
         }
+    };
+    if let Some(p) = package {
+        layer(&p.vars);
     }
+    layer(&root.vars);
     for (k, v) in overrides {
         out.insert(k.clone(), v.clone());
     }
     out
+}
+
+/// The root project or one installed package, as compiled.
+struct Unit<'a> {
+    project: &'a DbtProject,
+    /// Where it is, relative to the root project (empty for the root).
+    rel: PathBuf,
+}
+
+/// The root project, then its installed packages in name order.
+fn units<'a>(root: &'a DbtProject, packages: &'a [DbtProject]) -> Vec<Unit<'a>> {
+    std::iter::once(Unit {
+        project: root,
+        rel: PathBuf::new(),
+    })
+    .chain(packages.iter().map(|p| {
+        Unit {
+            project: p,
+            rel: p
+                .dir
+                .strip_prefix(&root.dir)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| p.dir.clone()),
+        }
+    }))
+    .collect()
+}
+
+impl Unit<'_> {
+    fn name(&self) -> &str {
+        &self.project.name
+    }
+
+    fn is_root(&self) -> bool {
+        self.rel.as_os_str().is_empty()
+    }
+
+    /// A file's path relative to the root project.
+    fn path(&self, f: &ProjectFile) -> PathBuf {
+        self.rel.join(&f.path)
+    }
+
+    /// A node's config from the `dbt_project.yml` trees: the package's own,
+    /// then the root project's (`models: <package>: …`) over it.
+    fn config(&self, root: &DbtProject, kind: NodeKind, fqn: &[String]) -> IndexMap<String, Value> {
+        fn tree(p: &DbtProject, kind: NodeKind) -> &Value {
+            match kind {
+                NodeKind::Model => &p.configs.models,
+                NodeKind::Seed => &p.configs.seeds,
+                NodeKind::Snapshot => &p.configs.snapshots,
+                NodeKind::Test | NodeKind::UnitTest => &p.configs.tests,
+            }
+        }
+        let mut config = resolve(tree(self.project, kind), fqn);
+        if !self.is_root() {
+            for (k, v) in resolve(tree(root, kind), fqn) {
+                merge_config(&mut config, &k, v);
+            }
+        }
+        config
+    }
+}
+
+/// Refuse a second node called `name` (nodes are found by name; the root
+/// project and its packages share one namespace in Sluice).
+fn check_new_name(nodes: &IndexMap<String, Node>, name: &str, path: &Path) -> Result<()> {
+    match nodes.get(name) {
+        None => Ok(()),
+        Some(other) => Err(TransformError::Project {
+            message: format!(
+                "two resources are named `{name}`: `{}` ({}) and `{}`",
+                other.path.display(),
+                other.package_name,
+                path.display()
+            ),
+            hint: Some(
+                "Sluice needs model, seed and test names to be unique across the project and its packages; rename one"
+                    .into(),
+            ),
+        }),
+    }
 }
 
 fn read(dir: &Path, f: &ProjectFile) -> Result<String> {
@@ -467,191 +591,247 @@ pub fn compile_with(
     var_overrides: &IndexMap<String, Value>,
     mut settings: Settings,
 ) -> Result<Manifest> {
-    let dir = &project.dir;
     let pname = &project.name;
-    let macros: Vec<(PathBuf, String)> = project
-        .files_of(FileKind::Macro)
-        .map(|f| read(dir, f).map(|t| (f.path.clone(), t)))
-        .collect::<Result<_>>()?;
+    let packages = project.load_packages()?;
+    let units = units(project, &packages);
+    let package_names: Vec<String> = units.iter().map(|u| u.name().to_string()).collect();
+    let mut macros: Vec<(PathBuf, String)> = Vec::new();
     let mut docs = Docs::new();
-    for f in project.files_of(FileKind::Docs) {
-        crate::jinja::parse_docs(&f.path, &read(dir, f)?, &mut docs)?;
+    for unit in &units {
+        let files: Vec<(PathBuf, String)> = unit
+            .project
+            .files_of(FileKind::Macro)
+            .map(|f| read(&unit.project.dir, f).map(|t| (unit.path(f), t)))
+            .collect::<Result<_>>()?;
+        if unit.is_root() {
+            macros = files;
+        } else {
+            settings
+                .package_macros
+                .push((unit.name().to_string(), files));
+            settings.package_vars.insert(
+                unit.name().to_string(),
+                scoped_vars(project, Some(unit.project), &package_names, var_overrides),
+            );
+        }
+        for f in unit.project.files_of(FileKind::Docs) {
+            crate::jinja::parse_docs(&unit.path(f), &read(&unit.project.dir, f)?, &mut docs)?;
+        }
     }
     settings.project_name = pname.clone();
     settings.dispatch = dispatch_config(project)?;
     settings.docs = docs;
-    let vars = project_vars(project, var_overrides);
+    let vars = scoped_vars(project, None, &package_names, var_overrides);
+    let macros_configure = macros
+        .iter()
+        .chain(settings.package_macros.iter().flat_map(|(_, f)| f))
+        .any(|(_, t)| t.contains("config"));
     let mut renderer =
         Renderer::with_settings(&macros, Relations::default(), vars, target, &settings)?;
     let naming = Naming::of(&renderer);
     // Properties files: node properties and sources.
     let mut props = BTreeMap::new();
+    // The package of each properties file (by its path from the root).
+    let mut props_unit: HashMap<PathBuf, usize> = HashMap::new();
     let mut node_props: HashMap<String, NodeProperties> = HashMap::new();
     let mut relations = Relations::default();
-    let mut sources = IndexMap::new();
-    for f in project.files_of(FileKind::Properties) {
-        let mut file = properties::load(&dir.join(&f.path))?;
-        render_descriptions(&renderer, &f.path, &mut file)?;
-        for n in file.models.iter().chain(&file.seeds) {
-            node_props.insert(n.name.clone(), n.clone());
+    let mut sources: IndexMap<(String, String), SourceNode> = IndexMap::new();
+    for (ui, unit) in units.iter().enumerate() {
+        let upname = unit.name();
+        for f in unit.project.files_of(FileKind::Properties) {
+            let path = unit.path(f);
+            let mut file = properties::load(&unit.project.dir.join(&f.path))?;
+            render_descriptions(&renderer, &path, &mut file)?;
+            for n in file.models.iter().chain(&file.seeds) {
+                node_props.insert(n.name.clone(), n.clone());
+            }
+            for s in &file.sources {
+                for t in &s.tables {
+                    let relation = Relation {
+                        database: s.database.clone(),
+                        schema: s.schema.clone(),
+                        identifier: t.identifier.clone(),
+                    };
+                    let key = (s.name.clone(), t.name.clone());
+                    if let Some(other) = sources.get(&key) {
+                        return Err(TransformError::Project {
+                            message: format!(
+                                "{}: source `{}.{}` is declared again (first in `{}`)",
+                                path.display(),
+                                s.name,
+                                t.name,
+                                other.path.display()
+                            ),
+                            hint: Some(
+                                "Sluice needs source names to be unique across the project and its packages; rename one (or disable the package's with `sources: {<package>: {<source>: {+enabled: false}}}` once supported)"
+                                    .into(),
+                            ),
+                        });
+                    }
+                    relations.sources.insert(key.clone(), relation.clone());
+                    sources.insert(
+                        key,
+                        SourceNode {
+                            unique_id: format!("source.{upname}.{}.{}", s.name, t.name),
+                            source_name: s.name.clone(),
+                            name: t.name.clone(),
+                            relation,
+                            path: path.clone(),
+                            description: t.description.clone(),
+                            package_name: upname.to_string(),
+                            loaded_by: None,
+                        },
+                    );
+                }
+            }
+            props_unit.insert(path.clone(), ui);
+            props.insert(path, file);
         }
-        for s in &file.sources {
-            for t in &s.tables {
-                let relation = Relation {
-                    database: s.database.clone(),
-                    schema: s.schema.clone(),
-                    identifier: t.identifier.clone(),
+    }
+    // Configs from the project trees and properties files.
+    let mut nodes: IndexMap<String, Node> = IndexMap::new();
+    for unit in &units {
+        let upname = unit.name();
+        for (kind, files) in [
+            (NodeKind::Seed, FileKind::Seed),
+            (NodeKind::Model, FileKind::Model),
+            (NodeKind::Test, FileKind::Test),
+        ] {
+            for f in unit.project.files_of(files) {
+                let path = unit.path(f);
+                let mut config = unit.config(project, kind, &f.fqn);
+                let properties = node_props.get(&f.name).cloned();
+                if let Some(p) = &properties {
+                    for (k, v) in &p.config {
+                        merge_config(&mut config, k, v.clone());
+                    }
+                }
+                let raw = if kind == NodeKind::Seed {
+                    String::new()
+                } else {
+                    read(&unit.project.dir, f)?
                 };
-                relations
-                    .sources
-                    .insert((s.name.clone(), t.name.clone()), relation.clone());
-                sources.insert(
-                    (s.name.clone(), t.name.clone()),
-                    SourceNode {
-                        unique_id: format!("source.{pname}.{}.{}", s.name, t.name),
-                        source_name: s.name.clone(),
-                        name: t.name.clone(),
+                let checksum = if kind == NodeKind::Seed {
+                    std::fs::read(unit.project.dir.join(&f.path))
+                        .map(|b| {
+                            Sha256::digest(&b)
+                                .iter()
+                                .map(|x| format!("{x:02x}"))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                } else {
+                    sha256(&raw)
+                };
+                let relation = match kind {
+                    NodeKind::Test => audit_relation(&f.name, target),
+                    // A model's own `config()` may still move it (pass 1).
+                    NodeKind::Model => relation_of(
+                        upname,
+                        kind,
+                        &f.name,
+                        &path,
+                        &f.fqn,
+                        &config,
+                        target,
+                        &renderer,
+                        Naming::default(),
+                    )?,
+                    NodeKind::Seed | NodeKind::Snapshot | NodeKind::UnitTest => relation_of(
+                        upname, kind, &f.name, &path, &f.fqn, &config, target, &renderer, naming,
+                    )?,
+                };
+                check_new_name(&nodes, &f.name, &path)?;
+                nodes.insert(
+                    f.name.clone(),
+                    Node {
+                        name: f.name.clone(),
+                        unique_id: format!("{}.{upname}.{}", kind.resource_type(), f.name),
+                        kind,
+                        path,
+                        fqn: f.fqn.clone(),
                         relation,
-                        path: f.path.clone(),
-                        description: t.description.clone(),
-                        loaded_by: None,
+                        config,
+                        sql: None,
+                        raw,
+                        checksum,
+                        depends_on: Vec::new(),
+                        sources: Vec::new(),
+                        properties,
+                        test: (kind == NodeKind::Test).then(|| TestInfo {
+                            generic: None,
+                            kwargs: IndexMap::new(),
+                            column_name: None,
+                            attached: None,
+                        }),
+                        unit: None,
+                        package_name: upname.to_string(),
+                        package_dir: unit.rel.clone(),
                     },
                 );
             }
         }
-        props.insert(f.path.clone(), file);
     }
-    // Configs from the project trees and properties files.
-    let mut nodes: IndexMap<String, Node> = IndexMap::new();
-    for (kind, tree, files) in [
-        (NodeKind::Seed, &project.configs.seeds, FileKind::Seed),
-        (NodeKind::Model, &project.configs.models, FileKind::Model),
-        (NodeKind::Test, &project.configs.tests, FileKind::Test),
-    ] {
-        for f in project.files_of(files) {
-            let mut config = resolve(tree, &f.fqn);
-            let properties = node_props.get(&f.name).cloned();
-            if let Some(p) = &properties {
-                for (k, v) in &p.config {
-                    merge_config(&mut config, k, v.clone());
+    for unit in &units {
+        let upname = unit.name();
+        for f in unit.project.files_of(FileKind::Snapshot) {
+            let path = unit.path(f);
+            let text = read(&unit.project.dir, f)?;
+            for (name, body) in snapshot_blocks(&text, &path)? {
+                let mut fqn = f.fqn.clone();
+                fqn.pop();
+                fqn.push(name.clone());
+                let mut config = unit.config(project, NodeKind::Snapshot, &fqn);
+                if let Some(p) = node_props.get(&name) {
+                    for (k, v) in &p.config {
+                        merge_config(&mut config, k, v.clone());
+                    }
                 }
-            }
-            let raw = if kind == NodeKind::Seed {
-                String::new()
-            } else {
-                read(dir, f)?
-            };
-            let checksum = if kind == NodeKind::Seed {
-                std::fs::read(dir.join(&f.path))
-                    .map(|b| {
-                        Sha256::digest(&b)
-                            .iter()
-                            .map(|x| format!("{x:02x}"))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            } else {
-                sha256(&raw)
-            };
-            let relation = match kind {
-                NodeKind::Test => audit_relation(&f.name, target),
-                // A model's own `config()` may still move it (pass 1).
-                NodeKind::Model => relation_of(
-                    pname,
-                    kind,
-                    &f.name,
-                    &f.path,
-                    &f.fqn,
-                    &config,
-                    target,
-                    &renderer,
-                    Naming::default(),
-                )?,
-                NodeKind::Seed | NodeKind::Snapshot | NodeKind::UnitTest => relation_of(
-                    pname, kind, &f.name, &f.path, &f.fqn, &config, target, &renderer, naming,
-                )?,
-            };
-            nodes.insert(
-                f.name.clone(),
-                Node {
-                    name: f.name.clone(),
-                    unique_id: format!("{}.{pname}.{}", kind.resource_type(), f.name),
-                    kind,
-                    path: f.path.clone(),
-                    fqn: f.fqn.clone(),
-                    relation,
-                    config,
-                    sql: None,
-                    raw,
-                    checksum,
-                    depends_on: Vec::new(),
-                    sources: Vec::new(),
-                    properties,
-                    test: (kind == NodeKind::Test).then(|| TestInfo {
-                        generic: None,
-                        kwargs: IndexMap::new(),
-                        column_name: None,
-                        attached: None,
-                    }),
-                    unit: None,
-                },
-            );
-        }
-    }
-    for f in project.files_of(FileKind::Snapshot) {
-        let text = read(dir, f)?;
-        for (name, body) in snapshot_blocks(&text, &f.path)? {
-            let mut fqn = f.fqn.clone();
-            fqn.pop();
-            fqn.push(name.clone());
-            let mut config = resolve(&project.configs.snapshots, &fqn);
-            if let Some(p) = node_props.get(&name) {
-                for (k, v) in &p.config {
-                    merge_config(&mut config, k, v.clone());
+                if nodes.contains_key(&name) {
+                    return Err(TransformError::Project {
+                        message: format!(
+                            "{}: snapshot `{name}` has the name of another node",
+                            path.display()
+                        ),
+                        hint: Some("rename the snapshot".into()),
+                    });
                 }
-            }
-            if nodes.contains_key(&name) {
-                return Err(TransformError::Project {
-                    message: format!(
-                        "{}: snapshot `{name}` has the name of another node",
-                        f.path.display()
-                    ),
-                    hint: Some("rename the snapshot".into()),
-                });
-            }
-            nodes.insert(
-                name.clone(),
-                Node {
-                    unique_id: format!("snapshot.{pname}.{name}"),
-                    name: name.clone(),
-                    kind: NodeKind::Snapshot,
-                    path: f.path.clone(),
-                    relation: snapshot_relation(
-                        relation_of(
-                            pname,
-                            NodeKind::Snapshot,
-                            &name,
-                            &f.path,
-                            &fqn,
+                nodes.insert(
+                    name.clone(),
+                    Node {
+                        unique_id: format!("snapshot.{upname}.{name}"),
+                        name: name.clone(),
+                        kind: NodeKind::Snapshot,
+                        relation: snapshot_relation(
+                            relation_of(
+                                upname,
+                                NodeKind::Snapshot,
+                                &name,
+                                &path,
+                                &fqn,
+                                &config,
+                                target,
+                                &renderer,
+                                naming,
+                            )?,
                             &config,
-                            target,
-                            &renderer,
-                            naming,
-                        )?,
-                        &config,
-                    ),
-                    fqn,
-                    config,
-                    sql: None,
-                    checksum: sha256(&body),
-                    raw: body,
-                    depends_on: Vec::new(),
-                    sources: Vec::new(),
-                    properties: node_props.get(&name).cloned(),
-                    test: None,
-                    unit: None,
-                },
-            );
+                        ),
+                        path: path.clone(),
+                        fqn,
+                        config,
+                        sql: None,
+                        checksum: sha256(&body),
+                        raw: body,
+                        depends_on: Vec::new(),
+                        sources: Vec::new(),
+                        properties: node_props.get(&name).cloned(),
+                        test: None,
+                        unit: None,
+                        package_name: upname.to_string(),
+                        package_dir: unit.rel.clone(),
+                    },
+                );
+            }
         }
     }
     // Pass 1: what each model's own `config(...)` says (schema, alias,
@@ -664,11 +844,10 @@ pub fn compile_with(
     renderer.set_execute(false);
     // A node that never says `config` (nor does any project macro) has
     // nothing for pass 1 to find: it is rendered once, in pass 2.
-    let macros_configure = macros.iter().any(|(_, t)| t.contains("config"));
     for node in nodes.values_mut().filter(|n| n.kind != NodeKind::Seed) {
         if macros_configure || node.raw.contains("config") {
             let model = node_json(
-                pname,
+                &node.package_name,
                 node.kind,
                 &node.name,
                 &node.path,
@@ -683,7 +862,7 @@ pub fn compile_with(
         }
         if matches!(node.kind, NodeKind::Model | NodeKind::Snapshot) {
             let base = relation_of(
-                pname,
+                &node.package_name,
                 node.kind,
                 &node.name,
                 &node.path,
@@ -729,10 +908,12 @@ pub fn compile_with(
                 }
             }
         }
+        let unit = &units[props_unit.get(path).copied().unwrap_or(0)];
+        let upname = unit.name();
         for (spec, tested, column) in uses {
             let g = testing::generic(spec, tested, column, path)?;
-            let mut fqn = vec![pname.clone()];
-            if let Some(parent) = path.parent() {
+            let mut fqn = vec![upname.to_string()];
+            if let Some(parent) = path.strip_prefix(&unit.rel).unwrap_or(path).parent() {
                 fqn.extend(
                     parent
                         .components()
@@ -741,7 +922,7 @@ pub fn compile_with(
                 );
             }
             fqn.push(g.name.clone());
-            let mut config = resolve(&project.configs.tests, &fqn);
+            let mut config = unit.config(project, NodeKind::Test, &fqn);
             for (k, v) in &g.config {
                 merge_config(&mut config, k, v.clone());
             }
@@ -766,7 +947,7 @@ pub fn compile_with(
             nodes.insert(
                 g.name.clone(),
                 Node {
-                    unique_id: format!("test.{pname}.{}.{hash}", g.name),
+                    unique_id: format!("test.{upname}.{}.{hash}", g.name),
                     name: g.name.clone(),
                     kind: NodeKind::Test,
                     path: g.path.clone(),
@@ -781,6 +962,8 @@ pub fn compile_with(
                     properties: None,
                     test: Some(g.info),
                     unit: None,
+                    package_name: upname.to_string(),
+                    package_dir: unit.rel.clone(),
                 },
             );
         }
@@ -820,12 +1003,12 @@ pub fn compile_with(
     let chunk = work.len().div_ceil(threads).max(1);
     let renderer_ref = &renderer;
     let rendered: Vec<Result<Rendered>> = if threads == 1 {
-        vec![render_final(renderer_ref, pname, &mut work)]
+        vec![render_final(renderer_ref, &mut work)]
     } else {
         std::thread::scope(|scope| {
             let handles: Vec<_> = work
                 .chunks_mut(chunk)
-                .map(|part| scope.spawn(move || render_final(renderer_ref, pname, part)))
+                .map(|part| scope.spawn(move || render_final(renderer_ref, part)))
                 .collect();
             handles
                 .into_iter()
@@ -871,6 +1054,8 @@ pub fn compile_with(
             };
             let key = format!("{}::{}", u.model, u.name);
             let depends_on = model.depends_on.clone();
+            let unit = &units[props_unit.get(path).copied().unwrap_or(0)];
+            let upname = unit.name();
             let mut config = IndexMap::new();
             for (k, v) in &u.config {
                 merge_config(&mut config, k, v.clone());
@@ -878,11 +1063,11 @@ pub fn compile_with(
             nodes.insert(
                 key.clone(),
                 Node {
-                    unique_id: format!("unit_test.{pname}.{}.{}", u.model, u.name),
+                    unique_id: format!("unit_test.{upname}.{}.{}", u.model, u.name),
                     name: key,
                     kind: NodeKind::UnitTest,
                     path: path.clone(),
-                    fqn: vec![pname.clone(), u.model.clone(), u.name.clone()],
+                    fqn: vec![upname.to_string(), u.model.clone(), u.name.clone()],
                     relation: model.relation.clone(),
                     config,
                     sql: None,
@@ -898,6 +1083,8 @@ pub fn compile_with(
                         attached: Some(u.model.clone()),
                     }),
                     unit: Some(u.clone()),
+                    package_name: upname.to_string(),
+                    package_dir: unit.rel.clone(),
                 },
             );
         }
@@ -933,12 +1120,12 @@ pub fn compile_with(
 type Rendered = (Vec<(String, String)>, Vec<(String, String)>);
 
 /// Pass 2 for `nodes`: the final SQL, refs and sources of each.
-fn render_final(renderer: &Renderer, pname: &str, nodes: &mut [&mut Node]) -> Result<Rendered> {
+fn render_final(renderer: &Renderer, nodes: &mut [&mut Node]) -> Result<Rendered> {
     let mut logs = Vec::new();
     let mut warnings = Vec::new();
     for node in nodes.iter_mut() {
         let model = node_json(
-            pname,
+            &node.package_name,
             node.kind,
             &node.name,
             &node.path,
@@ -1102,7 +1289,7 @@ impl Manifest {
                 hint: None,
             })?;
         let model = node_json(
-            &self.project,
+            &node.package_name,
             node.kind,
             &node.name,
             &node.path,
@@ -1113,6 +1300,12 @@ impl Manifest {
             self.renderer
                 .render_node(&node.path, &node.raw, &node.relation, true, Some(&model))?;
         Ok(self.with_ephemerals(name, &compiled.sql))
+    }
+
+    /// Every macro as `(package, name, file)`: the root project's, the
+    /// installed packages' (files relative to the root project) and dbt's.
+    pub fn macros(&self) -> Vec<(String, String, PathBuf)> {
+        self.renderer.macros()
     }
 
     /// Nodes that ref `name`, directly.
@@ -1358,6 +1551,83 @@ mod tests {
         assert_eq!(
             e,
             "models/schema.yml:1: doc('order') names no docs block (did you mean `orders`?)"
+        );
+    }
+
+    #[test]
+    fn package_nodes_see_their_macros_vars_and_configs_and_dispatch_searches_the_root_first() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        write(
+            dir,
+            "dbt_project.yml",
+            "name: shop\nvars:\n  x: root-global\n  pkg_b: {y: root-for-b}\nmodels:\n  pkg_b: {+materialized: table}\n",
+        );
+        write(
+            dir,
+            "macros/m.sql",
+            "{% macro shadow() %}root{% endmacro %}{% macro default__disp() %}root-default{% endmacro %}",
+        );
+        write(
+            dir,
+            "models/top.sql",
+            "{{ m() }} {{ shadow() }} {{ pkg_b.m() }} {{ pkg_a.only_a() }} {{ only_b() }} {{ pkg_a.disp() }} {{ var('y', 'unset') }} {{ ref('pkg_b', 'b_model') }}",
+        );
+        let a = "dbt_packages/pkg_a";
+        write(dir, &format!("{a}/dbt_project.yml"), "name: pkg_a\n");
+        write(
+            dir,
+            &format!("{a}/macros/a.sql"),
+            "{% macro m() %}a{% endmacro %}{% macro only_a() %}{{ helper() }}{% endmacro %}{% macro helper() %}a-helper{% endmacro %}{% macro disp() %}{{ adapter.dispatch('disp', 'pkg_a')() }}{% endmacro %}{% macro postgres__disp() %}a-postgres{% endmacro %}",
+        );
+        let b = "dbt_packages/pkg_b";
+        write(
+            dir,
+            &format!("{b}/dbt_project.yml"),
+            "name: pkg_b\nvars:\n  x: b-own\n  y: b-y\nmodels:\n  pkg_b: {+materialized: view, +tags: [b]}\n",
+        );
+        write(
+            dir,
+            &format!("{b}/macros/b.sql"),
+            "{% macro m() %}b{% endmacro %}{% macro helper() %}b-helper{% endmacro %}{% macro only_b() %}b-only{% endmacro %}",
+        );
+        write(
+            dir,
+            &format!("{b}/models/b_model.sql"),
+            "{{ m() }} {{ shadow() }} {{ var('x') }} {{ var('y') }} {{ model.package_name }}",
+        );
+        let project = DbtProject::load(dir).unwrap();
+        let m = compile(&project, &target(), &IndexMap::new()).unwrap();
+        // Root node: bare `m` is the first package's in name order; a
+        // package macro's bare call finds its sibling before other
+        // packages; dispatch searches the root before the namespace.
+        assert_eq!(
+            m.nodes["top"].sql.as_deref(),
+            Some("a root b a-helper b-only root-default unset \"main\".\"b_model\"")
+        );
+        let bm = &m.nodes["b_model"];
+        assert_eq!(
+            bm.sql.as_deref(),
+            Some("b root root-global root-for-b pkg_b")
+        );
+        assert_eq!(bm.unique_id, "model.pkg_b.b_model");
+        assert_eq!(
+            bm.materialized(),
+            "table",
+            "the root's config over the package's"
+        );
+        assert_eq!(bm.tags(), vec!["b"]);
+        assert_eq!(bm.path, Path::new("dbt_packages/pkg_b/models/b_model.sql"));
+        assert_eq!(bm.original_file_path(), Path::new("models/b_model.sql"));
+        assert_eq!(m.nodes["top"].depends_on, vec!["b_model"]);
+
+        // One namespace for node names.
+        write(dir, "models/b_model.sql", "select 1");
+        let project = DbtProject::load(dir).unwrap();
+        let e = compile(&project, &target(), &IndexMap::new()).unwrap_err();
+        assert!(
+            e.to_string().contains("two resources are named `b_model`"),
+            "{e}"
         );
     }
 

@@ -12,6 +12,10 @@ use crate::error::{Result, TransformError};
 /// The project file's name.
 pub const PROJECT_FILE: &str = "dbt_project.yml";
 
+/// Where `dbt deps` installs packages unless `packages-install-path` says
+/// otherwise.
+pub const DEFAULT_INSTALL_PATH: &str = "dbt_packages";
+
 /// `dbt_project.yml` as written (keys Sluice does not use yet are kept in `other`).
 #[derive(Debug, Clone, Deserialize)]
 struct ProjectYaml {
@@ -243,6 +247,79 @@ impl DbtProject {
             other: yaml.other,
             files,
         })
+    }
+
+    /// `packages-install-path` (default `dbt_packages`), relative to the
+    /// project folder.
+    pub fn packages_install_path(&self) -> PathBuf {
+        PathBuf::from(
+            self.other
+                .get("packages-install-path")
+                .and_then(Value::as_str)
+                .unwrap_or(DEFAULT_INSTALL_PATH),
+        )
+    }
+
+    /// The installed packages: every folder (or link to one) under the
+    /// install path with a `dbt_project.yml`, loaded, in name order. Their
+    /// `dir` is under the root project's folder (links are not resolved),
+    /// so `dir.strip_prefix(root.dir)` is where they are installed.
+    pub fn load_packages(&self) -> Result<Vec<DbtProject>> {
+        let base = self.dir.join(self.packages_install_path());
+        if !base.is_dir() {
+            return Ok(Vec::new());
+        }
+        let entries = std::fs::read_dir(&base).map_err(|source| TransformError::Io {
+            path: base.clone(),
+            source,
+        })?;
+        let mut dirs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| TransformError::Io {
+                path: base.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if path.join(PROJECT_FILE).is_file()
+                && !entry.file_name().to_string_lossy().starts_with('.')
+            {
+                dirs.push(path);
+            }
+        }
+        dirs.sort();
+        let mut out: Vec<DbtProject> = Vec::new();
+        for dir in dirs {
+            let package = DbtProject::load(&dir)?;
+            if package.name == self.name {
+                return Err(TransformError::Project {
+                    message: format!(
+                        "the package in `{}` has the root project's name `{}`",
+                        dir.display(),
+                        self.name
+                    ),
+                    hint: Some(
+                        "a project cannot depend on itself; remove it from the packages".into(),
+                    ),
+                });
+            }
+            if let Some(other) = out.iter().find(|p| p.name == package.name) {
+                return Err(TransformError::Project {
+                    message: format!(
+                        "two installed packages are named `{}`: `{}` and `{}`",
+                        package.name,
+                        other.dir.display(),
+                        dir.display()
+                    ),
+                    hint: Some(format!(
+                        "remove one of them from `{}`",
+                        self.packages_install_path().display()
+                    )),
+                });
+            }
+            out.push(package);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     /// The files of one kind.

@@ -241,17 +241,17 @@ pub fn plan(manifest: &Manifest, command: Command, opts: &RunOptions) -> Vec<Str
 }
 
 /// Where dbt writes a node's compiled SQL, relative to the project:
-/// `target/compiled/<project>/<path>` (a generic test:
+/// `target/compiled/<package>/<path in the package>` (a generic test:
 /// `<properties file>/<test name>.sql`).
-pub fn compiled_path(manifest: &Manifest, target_path: &str, node: &Node) -> PathBuf {
+pub fn compiled_path(_manifest: &Manifest, target_path: &str, node: &Node) -> PathBuf {
     let base = Path::new(target_path)
         .join("compiled")
-        .join(&manifest.project);
+        .join(&node.package_name);
     match (&node.test, node.kind) {
-        (Some(t), NodeKind::Test) if t.generic.is_some() => {
-            base.join(&node.path).join(format!("{}.sql", node.name))
-        }
-        _ => base.join(&node.path),
+        (Some(t), NodeKind::Test) if t.generic.is_some() => base
+            .join(node.original_file_path())
+            .join(format!("{}.sql", node.name)),
+        _ => base.join(node.original_file_path()),
     }
 }
 

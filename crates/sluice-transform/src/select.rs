@@ -6,7 +6,8 @@
 //!
 //! | method | selects |
 //! |---|---|
-//! | (none) | a node by name, or by fqn (`shop.staging.*`); a path when it has `/` or ends in `.sql`/`.csv` |
+//! | (none) | a node by name, or by fqn (`shop.staging.*`; a project or package name alone: all its nodes); a path when it has `/` or ends in `.sql`/`.csv` |
+//! | `package:mini_utils` | the nodes of an installed package (or of the root project, by its name) |
 //! | `tag:x` | nodes tagged `x` |
 //! | `path:models/staging` | nodes whose file is under the path (or is it) |
 //! | `config.materialized:table` | nodes with that config value |
@@ -160,9 +161,12 @@ fn base(
                         || glob_match(&format!("{}.{value}", m.project), &fqn)
                         || glob_match(value, name)
                 } else {
-                    name == value || n.fqn.last().is_some_and(|l| l == value)
+                    name == value
+                        || n.fqn.last().is_some_and(|l| l == value)
+                        || n.fqn.first().is_some_and(|p| p == value)
                 }
             }
+            Some("package") => glob_match(value, &n.package_name),
             Some("tag") => n.tags().iter().any(|t| glob_match(value, t)),
             Some("path") => path_matches(&n.path, value),
             Some("resource_type") => n.kind.resource_type() == value,

@@ -114,7 +114,8 @@ fn argument(v: &Value) -> String {
 }
 
 /// dbt's name for a generic test use: `<test>_<target>_<args>`, the
-/// arguments (sorted by name) flattened and cleaned to `[0-9a-zA-Z_]`.
+/// arguments (sorted by name) flattened and cleaned to `[0-9a-zA-Z_]`; a
+/// package's test (`mini_utils.is_positive`) is `mini_utils_is_positive`.
 pub fn test_name(test: &str, tested: &Tested, args: &IndexMap<String, Value>) -> String {
     let mut keys: Vec<&String> = args.keys().filter(|k| *k != "model").collect();
     keys.sort();
@@ -127,7 +128,7 @@ pub fn test_name(test: &str, tested: &Tested, args: &IndexMap<String, Value>) ->
         }
     }
     let clean: Vec<String> = flat.iter().map(|a| clean_arg(a)).collect();
-    let short = test.rsplit('.').next().unwrap_or(test);
+    let short = test.replace('.', "_");
     let prefix = match tested {
         Tested::Source(..) => format!("source_{short}"),
         Tested::Node(_) => short.to_string(),
@@ -200,7 +201,17 @@ pub fn generic(
     for (k, v) in &args {
         call.push(format!("{k}={}", argument(v)));
     }
-    let template = format!("{{{{ test_{macro_name}({}) }}}}", call.join(", "));
+    // `package.test`: the package's own macro; a bare name resolves as
+    // any macro call does (root project, packages, dbt).
+    let namespace = spec
+        .test
+        .rsplit_once('.')
+        .map(|(ns, _)| format!("{ns}."))
+        .unwrap_or_default();
+    let template = format!(
+        "{{{{ {namespace}test_{macro_name}({}) }}}}",
+        call.join(", ")
+    );
     let mut kwargs = spec.args.clone();
     kwargs.shift_remove("column_name");
     Ok(GenericTest {

@@ -312,6 +312,9 @@ pub enum TransformCommand {
     Compile(TransformOptions),
     /// List the project's models, seeds and tests with their materialization and relation.
     Ls(TransformOptions),
+    /// Install the packages of `packages.yml` / `dependencies.yml` into `dbt_packages/`
+    /// (`local:` ones; hub and git ones must already be there, from `dbt deps` or vendored).
+    Deps,
     /// The project's docs: `generate` writes `target/catalog.json` and `target/index.html`, `serve` shows them.
     #[command(subcommand)]
     Docs(TransformDocsCommand),

@@ -14,9 +14,22 @@
 //!
 //! A macro calls another through the environment's globals (never through
 //! the closure of its own file), so every call goes through [`invoke`], which
-//! turns `{{ return(x) }}` into the call's value. The root project's macros
-//! shadow dbt's built-in ones of the same name; `dbt.<name>` reaches the
-//! built-in ones and `<project>.<name>` the project's.
+//! turns `{{ return(x) }}` into the call's value.
+//!
+//! Installed packages (`dbt_packages/`) add their macros. A bare name
+//! resolves as in dbt, with one addition for calls between a package's own
+//! macros:
+//!
+//! ```text
+//!  1. the package of the node being rendered (when it is a package's node)
+//!  2. the root project
+//!  3. the package of the macro being evaluated (its siblings)
+//!  4. every other package, in name order
+//!  5. dbt's built-in macros
+//! ```
+//!
+//! `dbt.<name>` reaches the built-in ones and `<package>.<name>` (the root
+//! project's name too) a package's own.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,7 +39,7 @@ use std::sync::Arc;
 use minijinja::value::{Kwargs, Object, Value};
 use minijinja::{Environment, Error, ErrorKind, State};
 
-use super::context::capture;
+use super::context::{Capture, capture};
 use crate::error::{Result, TransformError};
 
 /// The package of dbt's own macros.
@@ -72,6 +85,9 @@ pub struct DispatchConfig {
 pub(crate) struct Library {
     pub macros: Vec<MacroDef>,
     packages: HashMap<String, HashMap<String, usize>>,
+    /// The installed packages' names, in name order (neither the root
+    /// project nor `dbt`).
+    installed: Vec<String>,
     /// Template name → macro.
     templates: HashMap<String, usize>,
     /// The root project's name.
@@ -275,12 +291,14 @@ pub(crate) fn adapter_prefixes(kind: &str) -> Vec<String> {
 }
 
 impl Library {
-    /// Read the macro files of `root` (with dbt's built-in macros under
-    /// them) into templates of `env`.
+    /// Read the macro files of `root` and of the installed `packages`
+    /// (`(name, files)`), with dbt's built-in macros under them, into
+    /// templates of `env`.
     pub fn load(
         env: &mut Environment<'static>,
         root: &str,
         files: &[(PathBuf, String)],
+        packages: &[(String, Vec<(PathBuf, String)>)],
         target_kind: &str,
         dispatch: &[DispatchConfig],
     ) -> Result<Library> {
@@ -297,6 +315,17 @@ impl Library {
         for (path, text) in files {
             lib.add_file(env, root, path, text)?;
         }
+        for (package, files) in packages {
+            for (path, text) in files {
+                lib.add_file(env, package, path, text)?;
+            }
+            lib.packages.entry(package.clone()).or_default();
+            if package != root && package != GLOBAL_PACKAGE {
+                lib.installed.push(package.clone());
+            }
+        }
+        lib.installed.sort();
+        lib.installed.dedup();
         Ok(lib)
     }
 
@@ -323,7 +352,7 @@ impl Library {
             if names.contains_key(&b.name) {
                 return Err(TransformError::Project {
                     message: format!(
-                        "macro `{}` is defined twice (again in `{}`)",
+                        "macro `{}` of `{package}` is defined twice (again in `{}`)",
                         b.name,
                         path.display()
                     ),
@@ -352,29 +381,34 @@ impl Library {
         Ok(())
     }
 
-    /// Make the macros callable: every name as a global (the root project's
-    /// over dbt's), `dbt` and the project's name as namespaces, `adapter`.
+    /// Make the macros callable: every name as a global (the root
+    /// project's over the packages' over dbt's; between packages the first
+    /// in name order), `dbt`, the project's and each package's name as
+    /// namespaces, `adapter`.
     pub fn register(self: &Arc<Self>, env: &mut Environment<'static>, target_kind: &str) {
-        for package in [GLOBAL_PACKAGE, self.root.as_str()] {
+        // Later additions replace earlier ones: lowest precedence first.
+        let order = std::iter::once(GLOBAL_PACKAGE)
+            .chain(self.installed.iter().rev().map(String::as_str))
+            .chain(std::iter::once(self.root.as_str()));
+        for package in order {
             if let Some(names) = self.packages.get(package) {
                 for (name, id) in names {
                     env.add_global(name.clone(), self.macro_value(*id));
                 }
             }
         }
-        env.add_global(
-            GLOBAL_PACKAGE,
-            Value::from_object(Namespace {
-                lib: self.clone(),
-                package: GLOBAL_PACKAGE.into(),
-            }),
-        );
-        if !self.root.is_empty() && self.root != GLOBAL_PACKAGE {
+        let namespaces = std::iter::once(GLOBAL_PACKAGE)
+            .chain(std::iter::once(self.root.as_str()).filter(|r| !r.is_empty()))
+            .chain(self.installed.iter().map(String::as_str));
+        for package in namespaces {
+            if package == GLOBAL_PACKAGE && self.root == GLOBAL_PACKAGE {
+                continue;
+            }
             env.add_global(
-                self.root.clone(),
+                package.to_string(),
                 Value::from_object(Namespace {
                     lib: self.clone(),
-                    package: self.root.clone(),
+                    package: package.to_string(),
                 }),
             );
         }
@@ -394,10 +428,35 @@ impl Library {
         })
     }
 
-    /// The macro a bare name reaches: the root project's, else dbt's.
+    /// The macro a bare name reaches outside any package: the root
+    /// project's, else the first package's (in name order), else dbt's.
     pub fn global(&self, name: &str) -> Option<usize> {
         self.in_package(&self.root, name)
+            .or_else(|| self.installed.iter().find_map(|p| self.in_package(p, name)))
             .or_else(|| self.in_package(GLOBAL_PACKAGE, name))
+    }
+
+    /// Whether `package` is an installed package (not the root project,
+    /// not `dbt`).
+    pub fn is_installed(&self, package: &str) -> bool {
+        self.installed.iter().any(|p| p == package)
+    }
+
+    /// The macro a bare name reaches while rendering a node of
+    /// `node_package` inside a macro of `macro_package`, before the
+    /// environment's globals (other packages, dbt): the node's package,
+    /// the root project, the evaluating macro's package. `None` when the
+    /// globals decide.
+    pub fn scoped(
+        &self,
+        node_package: Option<&str>,
+        macro_package: Option<&str>,
+        name: &str,
+    ) -> Option<usize> {
+        node_package
+            .and_then(|p| self.in_package(p, name))
+            .or_else(|| self.in_package(&self.root, name))
+            .or_else(|| macro_package.and_then(|p| self.in_package(p, name)))
     }
 
     /// The macro `package.name`.
@@ -539,8 +598,69 @@ fn prerender_caller(state: &mut State<'_, '_>, args: &[Value]) -> Result<Vec<Val
     Ok(out)
 }
 
+/// What a template evaluates in: the render's capture, with the names of
+/// package macros resolved as the module doc says. Only used when a
+/// package is involved (the node's or the macro's); otherwise the capture
+/// is the context as it is.
+#[derive(Debug)]
+pub(crate) struct Scope {
+    pub cap: Arc<Capture>,
+    pub lib: Arc<Library>,
+    /// The rendered node's package, when it is an installed package.
+    pub node_package: Option<String>,
+    /// The evaluating macro's package, when it is an installed package.
+    pub macro_package: Option<String>,
+}
+
+impl Object for Scope {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if let Some(v) = Object::get_value(&self.cap, key) {
+            return Some(v);
+        }
+        let id = self.lib.scoped(
+            self.node_package.as_deref(),
+            self.macro_package.as_deref(),
+            key.as_str()?,
+        )?;
+        Some(self.lib.macro_value(id))
+    }
+}
+
+/// The installed package a node (its `model` value) belongs to.
+pub(crate) fn node_package(lib: &Library, model: Option<&Value>) -> Option<String> {
+    let package = model?.get_attr("package_name").ok()?;
+    let package = package.as_str()?;
+    lib.is_installed(package).then(|| package.to_string())
+}
+
+/// The context a template of `macro_package` (or of the node itself, with
+/// `None`) evaluates in.
+pub(crate) fn scope(lib: &Arc<Library>, cap: Arc<Capture>, macro_package: Option<&str>) -> Value {
+    if lib.installed.is_empty() {
+        return Value::from_dyn_object(cap);
+    }
+    let node_package = node_package(lib, cap.model.as_ref());
+    let macro_package = macro_package
+        .filter(|p| lib.is_installed(p))
+        .map(str::to_string);
+    if node_package.is_none() && macro_package.is_none() {
+        return Value::from_dyn_object(cap);
+    }
+    Value::from_object(Scope {
+        cap,
+        lib: lib.clone(),
+        node_package,
+        macro_package,
+    })
+}
+
 /// Call macro `def` with `args`, in the calling node's context.
-fn invoke(state: &mut State<'_, '_>, def: &MacroDef, args: &[Value]) -> Result<Value, Error> {
+fn invoke(
+    state: &mut State<'_, '_>,
+    lib: &Arc<Library>,
+    def: &MacroDef,
+    args: &[Value],
+) -> Result<Value, Error> {
     let cap = capture(state)?;
     let _depth = cap.enter(MAX_DEPTH).ok_or_else(|| {
         Error::new(
@@ -551,7 +671,7 @@ fn invoke(state: &mut State<'_, '_>, def: &MacroDef, args: &[Value]) -> Result<V
     let args = prerender_caller(state, args)?;
     let env = state.env();
     let tmpl = env.get_template(&def.template)?;
-    let mut evaluated = tmpl.render_captured(Value::from_dyn_object(cap.clone()))?;
+    let mut evaluated = tmpl.render_captured(scope(lib, cap.clone(), Some(&def.package)))?;
     let result = evaluated.with_state_mut(|s| match s.lookup(MACRO_LOCAL) {
         Some(m) => m.call(s, &args),
         None => Err(Error::new(
@@ -574,7 +694,7 @@ pub(crate) struct MacroRef {
 
 impl Object for MacroRef {
     fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        invoke(state, &self.lib.macros[self.id], args)
+        invoke(state, &self.lib, &self.lib.macros[self.id], args)
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
@@ -611,7 +731,7 @@ impl Object for Namespace {
         args: &[Value],
     ) -> Result<Value, Error> {
         match self.lib.in_package(&self.package, method) {
-            Some(id) => invoke(state, &self.lib.macros[id], args),
+            Some(id) => invoke(state, &self.lib, &self.lib.macros[id], args),
             None => Err(Error::new(
                 ErrorKind::UnknownFunction,
                 format!(
@@ -736,6 +856,59 @@ mod tests {
             ),
             "{% macro materialization_view_postgres() %}x{% endmacro %}{%- macro materialization_table_default() -%}{%- endmacro -%}"
         );
+    }
+
+    #[test]
+    fn bare_names_resolve_root_then_packages_in_name_order_then_dbt() {
+        let mut env = Environment::new();
+        let file = |path: &str, text: &str| vec![(PathBuf::from(path), text.to_string())];
+        let lib = Library::load(
+            &mut env,
+            "shop",
+            &file("macros/m.sql", "{% macro shared() %}root{% endmacro %}"),
+            &[
+                (
+                    "zeta".to_string(),
+                    file(
+                        "dbt_packages/zeta/macros/m.sql",
+                        "{% macro shared() %}z{% endmacro %}{% macro only() %}z{% endmacro %}{% macro generate_alias_name() %}z{% endmacro %}",
+                    ),
+                ),
+                (
+                    "alpha".to_string(),
+                    file(
+                        "dbt_packages/alpha/macros/m.sql",
+                        "{% macro only() %}a{% endmacro %}{% macro helper() %}a{% endmacro %}",
+                    ),
+                ),
+            ],
+            "postgres",
+            &[],
+        )
+        .unwrap();
+        let package = |id: Option<usize>| id.map(|i| lib.macros[i].package.clone());
+        assert_eq!(package(lib.global("shared")).as_deref(), Some("shop"));
+        assert_eq!(package(lib.global("only")).as_deref(), Some("alpha"));
+        assert_eq!(
+            package(lib.global("generate_alias_name")).as_deref(),
+            Some("zeta")
+        );
+        assert_eq!(package(lib.global("test_not_null")).as_deref(), Some("dbt"));
+        // In a node of `zeta`: zeta's own first; in a macro of `alpha`
+        // called from a root node: the root, then alpha's siblings.
+        assert_eq!(
+            package(lib.scoped(Some("zeta"), None, "shared")).as_deref(),
+            Some("zeta")
+        );
+        assert_eq!(
+            package(lib.scoped(None, Some("alpha"), "shared")).as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            package(lib.scoped(None, Some("alpha"), "helper")).as_deref(),
+            Some("alpha")
+        );
+        assert_eq!(package(lib.scoped(None, None, "helper")), None);
     }
 
     #[test]

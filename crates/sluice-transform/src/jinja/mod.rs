@@ -166,6 +166,12 @@ pub struct Settings {
     pub dispatch: Vec<DispatchConfig>,
     /// Docs blocks, for `doc()`.
     pub docs: Docs,
+    /// The macro files (`(path, text)`) of each installed package, by
+    /// package name.
+    pub package_macros: Vec<(String, Vec<(PathBuf, String)>)>,
+    /// The vars the nodes of each installed package see (overrides
+    /// applied), by package name; a package not here sees the root's.
+    pub package_vars: HashMap<String, IndexMap<String, serde_json::Value>>,
 }
 
 impl Default for Settings {
@@ -177,6 +183,8 @@ impl Default for Settings {
             full_refresh: false,
             dispatch: Vec::new(),
             docs: Docs::new(),
+            package_macros: Vec::new(),
+            package_vars: HashMap::new(),
         }
     }
 }
@@ -202,6 +210,8 @@ pub struct Renderer {
     lib: Arc<Library>,
     relations: Arc<Relations>,
     vars: Arc<IndexMap<String, serde_json::Value>>,
+    /// Vars of the installed packages' nodes, by package.
+    package_vars: HashMap<String, Arc<IndexMap<String, serde_json::Value>>>,
     execute: bool,
 }
 
@@ -266,6 +276,7 @@ impl Renderer {
             &mut env,
             &settings.project_name,
             macro_files,
+            &settings.package_macros,
             &target.kind,
             &settings.dispatch,
         )?);
@@ -277,6 +288,11 @@ impl Renderer {
             lib,
             relations: Arc::new(relations),
             vars: Arc::new(vars),
+            package_vars: settings
+                .package_vars
+                .iter()
+                .map(|(k, v)| (k.clone(), Arc::new(v.clone())))
+                .collect(),
             execute: true,
         })
     }
@@ -298,9 +314,13 @@ impl Renderer {
         model: Option<Value>,
         incremental: bool,
     ) -> Arc<Capture> {
+        // A package's node sees the package's vars.
+        let vars = library::node_package(&self.lib, model.as_ref())
+            .and_then(|p| self.package_vars.get(&p).cloned())
+            .unwrap_or_else(|| self.vars.clone());
         Arc::new(Capture {
             relations: self.relations.clone(),
-            vars: self.vars.clone(),
+            vars,
             this: this.cloned(),
             model,
             is_incremental: incremental,
@@ -355,11 +375,21 @@ impl Renderer {
             .template_from_named_str(&name, &text)
             .map_err(|e| jinja_error(path, &e))?;
         let sql = tmpl
-            .render(Value::from_dyn_object(capture.clone()))
+            .render(library::scope(&self.lib, capture.clone(), None))
             .map_err(|e| self.error(path, &e))?;
         let mut used = capture.used.lock().map(|u| u.clone()).unwrap_or_default();
         used.sql = sql;
         Ok(used)
+    }
+
+    /// Every macro as `(package, name, file)`, dbt's built-in ones
+    /// included (their file is `(dbt built-in macros)`).
+    pub fn macros(&self) -> Vec<(String, String, PathBuf)> {
+        self.lib
+            .macros
+            .iter()
+            .map(|m| (m.package.clone(), m.name.clone(), m.path.clone()))
+            .collect()
     }
 
     /// Whether the project itself defines macro `name` (overriding dbt's).
@@ -441,6 +471,7 @@ mod tests {
             full_refresh: true,
             dispatch: Vec::new(),
             docs: Docs::from([("orders".to_string(), "One row per order.".to_string())]),
+            ..Settings::default()
         }
     }
 

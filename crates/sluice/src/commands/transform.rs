@@ -31,6 +31,7 @@ use sluice_transform::engine::postgres::PgEngine;
 use sluice_transform::engine::postgres::profile::PgProfile;
 use sluice_transform::jinja::{Settings, Target};
 use sluice_transform::manifest::{Manifest, NodeKind, compile_with};
+use sluice_transform::packages::{self, DepOutcome};
 use sluice_transform::profiles::Output;
 use sluice_transform::runner::{self, Command, Event, RunOptions, Status};
 use sluice_transform::select::{PreviousState, select};
@@ -225,6 +226,7 @@ async fn load(
     let home = transform_home(dir)?;
     let dir = home.dbt_dir;
     let project = DbtProject::load(&dir).map_err(user)?;
+    packages::check_installed(&project).map_err(user)?;
     // A `transform:` section stands in for profiles.yml unless
     // --profiles-dir asks for one.
     let section = home
@@ -607,6 +609,7 @@ pub async fn transform(
         }
         TransformCommand::Build(o) => return run_command(dir, Command::Build, o, reporter).await,
         TransformCommand::Docs(c) => return docs::docs(dir, c, reporter).await,
+        TransformCommand::Deps => return deps(dir, reporter),
         TransformCommand::Parse(o) => {
             let run_id = uuid::Uuid::now_v7().to_string();
             let l = load(dir, o, (&run_id, false)).await?;
@@ -776,6 +779,41 @@ pub async fn transform(
                 );
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice transform deps`: install the local packages, check the others.
+fn deps(dir: Option<&Path>, reporter: &Reporter) -> Result<ExitCode> {
+    let dir = transform_home(dir)?.dbt_dir;
+    let project = DbtProject::load(&dir).map_err(user)?;
+    let done = packages::deps(&project).map_err(user)?;
+    let rows: Vec<(String, &str, String)> = done
+        .iter()
+        .map(|d| match d {
+            DepOutcome::Linked { name, at } => (name.clone(), "linked", at.display().to_string()),
+            DepOutcome::Copied { name, at } => (name.clone(), "copied", at.display().to_string()),
+            DepOutcome::UpToDate { name, spec } => (name.clone(), "up to date", spec.label()),
+        })
+        .collect();
+    if reporter.json() {
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|(name, status, at)| json!({"package": name, "status": status, "at": at}))
+            .collect();
+        crate::outln!("{}", json!({"project": project.name, "packages": list}));
+    } else if rows.is_empty() {
+        crate::outln!("`{}` lists no packages", project.name);
+    } else {
+        for (name, status, at) in &rows {
+            crate::outln!("{name}: {status} ({at})");
+        }
+        crate::outln!(
+            "{} package(s) of `{}` installed in {}/",
+            rows.len(),
+            project.name,
+            project.packages_install_path().display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -863,6 +863,7 @@ fn jinja_sees_the_runs_invocation_id_and_full_refresh_flag() {
     let out = sluice(dir, &["transform", "run"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(rows(dir, "select fr from main.m")[0]["fr"], false);
+}
 
 /// The shop fixture with two declared sources: one on a seed's table
 /// (present after a build), one on a table nothing loads.
@@ -1123,4 +1124,182 @@ fn docs_serve_hands_out_the_page_and_the_catalog_over_http_until_interrupted() {
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// The `withpkg` fixture and its local package side by side in a temp folder.
+fn withpkg() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dbt");
+    for name in ["withpkg", "mini_utils"] {
+        copy_dir(&fixtures.join(name), &d.path().join(name));
+    }
+    d
+}
+
+#[test]
+fn a_local_package_installs_with_deps_and_its_macros_models_and_tests_build() {
+    let d = withpkg();
+    let dir = d.path().join("withpkg");
+    // Not installed yet: refused as dbt refuses it.
+    let out = sluice(&dir, &["transform", "build"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(
+            "found 1 package(s) specified in packages.yml, but only 0 package(s) installed in `dbt_packages`"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("hint: run `sluice transform deps`"),
+        "{}",
+        text(&out)
+    );
+
+    let out = sluice(&dir, &["transform", "deps"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("mini_utils: linked (dbt_packages/mini_utils)"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        dir.join("dbt_packages/mini_utils/dbt_project.yml")
+            .is_file()
+    );
+    // Already there: nothing written.
+    let out = sluice(&dir, &["--json", "transform", "deps"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["packages"][0]["status"], "up to date", "{v}");
+
+    let out = sluice(&dir, &["transform", "build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("PASS=9 WARN=0 ERROR=0 SKIP=0 TOTAL=9"),
+        "{}",
+        text(&out)
+    );
+    // The package's model: in the schema the root's `models: mini_utils:`
+    // gives it, scaled by the var the root sets for the package (4, not 10),
+    // labelled by the package's own `label`.
+    let pkg: Vec<String> = rows(&dir, "select * from main_pkg.pkg_model order by code")
+        .iter()
+        .map(canonical)
+        .collect();
+    assert_eq!(
+        pkg,
+        vec![
+            "code=\"A\"|scaled=4.000000|tag=\"pkg:A\"",
+            "code=\"B\"|scaled=8.000000|tag=\"pkg:B\"",
+        ]
+    );
+    // The root's model: the dispatched macro is the root's (0, not null),
+    // bare `label` is the root's, `mini_utils.label` the package's,
+    // `doubled` calls its sibling `times`.
+    let root: Vec<String> = rows(&dir, "select * from main.order_rates order by id")
+        .iter()
+        .map(canonical)
+        .collect();
+    assert_eq!(
+        root,
+        vec![
+            "id=1.000000|code=\"A\"|scaled=4.000000|unit_price=5.000000|root_tag=\"root:A\"|pkg_tag=\"pkg:A\"|twice=4.000000",
+            "id=2.000000|code=\"B\"|scaled=8.000000|unit_price=0.000000|root_tag=\"root:B\"|pkg_tag=\"pkg:B\"|twice=0.000000",
+            "id=3.000000|code=\"A\"|scaled=4.000000|unit_price=1.500000|root_tag=\"root:A\"|pkg_tag=\"pkg:A\"|twice=8.000000",
+        ]
+    );
+
+    // `package:` selection, and the manifest's package names.
+    let out = sluice(
+        &dir,
+        &["--json", "transform", "ls", "-s", "package:mini_utils"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["unique_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert!(ids.contains(&"model.mini_utils.pkg_model"), "{ids:?}");
+    assert!(ids.contains(&"seed.mini_utils.pkg_rates"), "{ids:?}");
+    assert!(
+        ids.iter()
+            .all(|i| i.split('.').nth(1) == Some("mini_utils")),
+        "{ids:?}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap())
+            .unwrap();
+    let model = &manifest["nodes"]["model.mini_utils.pkg_model"];
+    assert_eq!(model["package_name"], "mini_utils");
+    assert_eq!(model["original_file_path"], "models/pkg_model.sql");
+    assert_eq!(
+        manifest["nodes"]["model.withpkg.order_rates"]["depends_on"]["nodes"],
+        serde_json::json!(["seed.withpkg.orders", "model.mini_utils.pkg_model"])
+    );
+    assert_eq!(
+        manifest["macros"]["macro.mini_utils.safe_divide"]["package_name"],
+        "mini_utils"
+    );
+    assert_eq!(
+        manifest["macros"]["macro.withpkg.label"]["package_name"],
+        "withpkg"
+    );
+    assert!(
+        dir.join("target/compiled/mini_utils/models/pkg_model.sql")
+            .is_file()
+    );
+}
+
+#[test]
+fn deps_names_hub_and_git_packages_it_cannot_fetch() {
+    let d = withpkg();
+    let dir = d.path().join("withpkg");
+    write(
+        &dir,
+        "packages.yml",
+        "packages:\n  - local: ../mini_utils\n  - package: dbt-labs/dbt_utils\n    version: [\">=1.0.0\", \"<2.0.0\"]\n",
+    );
+    let out = sluice(&dir, &["transform", "deps"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(
+            "packages.yml: `package: dbt-labs/dbt_utils` is not installed in `dbt_packages/`, and Sluice cannot fetch hub, git or tarball packages yet"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("hint: run `dbt deps` once"),
+        "{}",
+        text(&out)
+    );
+    // The local one was installed before the error; a run still refuses.
+    let out = sluice(&dir, &["transform", "run"]);
+    assert!(
+        text(&out).contains(
+            "found 2 package(s) specified in packages.yml, but only 1 package(s) installed"
+        ),
+        "{}",
+        text(&out)
+    );
+    // Vendored: found, nothing fetched.
+    write(
+        &dir,
+        "dbt_packages/dbt_utils/dbt_project.yml",
+        "name: dbt_utils\nconfig-version: 2\n",
+    );
+    let out = sluice(&dir, &["transform", "deps"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("dbt_utils: up to date (package: dbt-labs/dbt_utils)"),
+        "{}",
+        text(&out)
+    );
 }

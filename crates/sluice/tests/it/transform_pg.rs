@@ -467,3 +467,58 @@ fn docs_generate_reads_the_catalog_from_pg_catalog() {
     assert_eq!(source["columns"]["rider_id"]["comment"], "The id");
     assert!(catalog["sources"]["source.shop.raw.not_loaded"].is_null());
 }
+
+#[test]
+fn a_local_package_builds_inside_postgres() {
+    let db = PgDb::new();
+    let d = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dbt");
+    for name in ["withpkg", "mini_utils"] {
+        copy_dir(&fixtures.join(name), &d.path().join(name));
+    }
+    let dir = d.path().join("withpkg");
+    std::fs::write(
+        dir.join("profiles.yml"),
+        format!(
+            "withpkg:\n  target: pg\n  outputs:\n    pg:\n      type: postgres\n      host: 127.0.0.1\n      port: 5432\n      user: postgres\n      password: \"\"\n      dbname: {}\n      schema: main\n      threads: 1\n",
+            db.name
+        ),
+    )
+    .unwrap();
+    let out = sluice(&dir, &["transform", "deps"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sluice(&dir, &["transform", "build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("PASS=9 WARN=0 ERROR=0 SKIP=0 TOTAL=9"),
+        "{}",
+        text(&out)
+    );
+    let mut pkg: Vec<String> = db
+        .rows("main_pkg", "pkg_model")
+        .iter()
+        .map(canonical)
+        .collect();
+    pkg.sort();
+    assert_eq!(
+        pkg,
+        vec![
+            "code=\"A\",scaled=4.000000,tag=\"pkg:A\"",
+            "code=\"B\",scaled=8.000000,tag=\"pkg:B\"",
+        ]
+    );
+    let mut root: Vec<String> = db
+        .rows("main", "order_rates")
+        .iter()
+        .map(canonical)
+        .collect();
+    root.sort();
+    assert_eq!(
+        root,
+        vec![
+            "id=1.000000,code=\"A\",scaled=4.000000,unit_price=5.000000,root_tag=\"root:A\",pkg_tag=\"pkg:A\",twice=4.000000",
+            "id=2.000000,code=\"B\",scaled=8.000000,unit_price=0.000000,root_tag=\"root:B\",pkg_tag=\"pkg:B\",twice=0.000000",
+            "id=3.000000,code=\"A\",scaled=4.000000,unit_price=1.500000,root_tag=\"root:A\",pkg_tag=\"pkg:A\",twice=8.000000",
+        ]
+    );
+}

@@ -52,9 +52,9 @@ async fn generate(
     reporter: &Reporter,
 ) -> Result<ExitCode> {
     let started = Instant::now();
-    let l = load(dir, &o.common).await?;
-    report_template_warnings(&l.manifest, reporter);
     let invocation_id = uuid::Uuid::now_v7().to_string();
+    let l = load(dir, &o.common, (&invocation_id, false)).await?;
+    report_template_warnings(&l.manifest, reporter);
     let narrowed =
         !o.common.select.is_empty() || !o.common.exclude.is_empty() || o.common.state.is_some();
     let chosen: Option<HashSet<String>> = if narrowed {
@@ -216,10 +216,7 @@ async fn send(dir: &Path, name: &str) -> Response {
 }
 
 async fn serve(dir: Option<&Path>, o: &TransformServeOptions) -> Result<ExitCode> {
-    let dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None => std::env::current_dir()?,
-    };
+    let dir = crate::project::transform_home(dir)?.dbt_dir;
     let project = DbtProject::load(&dir).map_err(user)?;
     let target = project.dir.join(&project.target_path);
     if !target.join("index.html").exists() {
