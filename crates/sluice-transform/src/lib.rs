@@ -16,13 +16,15 @@
 //! materializations (the lake: [`engine::lake`]); [`runner`] runs `seed`,
 //! `run`, `test` and `build` with dbt's skip rules; [`artifacts`] writes
 //! `manifest.json` and `run_results.json`; [`unit`] runs YAML unit tests
-//! in-process.
+//! in-process; [`live`] renders a node whose Jinja runs database calls
+//! (`run_query`, `statement`) right before it runs, with the engine reachable.
 
 pub mod artifacts;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod jinja;
+pub mod live;
 pub mod manifest;
 pub mod profiles;
 pub mod project;

@@ -30,6 +30,7 @@ pub mod profile;
 pub mod sql;
 
 mod incremental;
+mod query;
 mod seed;
 
 use async_trait::async_trait;
@@ -42,7 +43,7 @@ use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
 use self::profile::PgProfile;
 use self::sql::{Name, RelKind, db_error, drop_any, kind_at, not_ours, rename_sql, wrap};
 use super::{
-    Engine, EngineError, EngineResult, Existing, Incremental, OnSchemaChange, Outcome,
+    Engine, EngineError, EngineResult, Existing, Incremental, OnSchemaChange, Outcome, QueryResult,
     SnapshotSpec, TestOutcome, snapshot_sql,
 };
 use crate::error::TransformError;
@@ -455,6 +456,11 @@ impl Engine for PgEngine {
             should_warn: parse_flag(row.get(1)),
             should_error: parse_flag(row.get(2)),
         })
+    }
+
+    async fn query(&self, sql: &str) -> EngineResult<QueryResult> {
+        let client = self.session().await?;
+        query::run(&client, sql).await
     }
 
     async fn drop(&self, relation: &Relation) -> EngineResult<()> {
