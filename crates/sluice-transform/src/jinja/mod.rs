@@ -819,7 +819,6 @@ mod tests {
     }
 
     #[test]
-    #[test]
     fn database_calls_run_when_there_is_a_database_and_stop_the_render_when_not() {
         let mut r = renderer(&[(
             "macros/stats.sql",
