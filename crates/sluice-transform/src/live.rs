@@ -119,3 +119,40 @@ pub async fn resolve(
     }
     Ok(logs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::lake::LakeEngine;
+
+    /// Renders on a blocking thread reach the engine on this one, also on a
+    /// single-threaded runtime (the tests' and any caller's), several
+    /// queries in a row; the lake refuses writes.
+    #[tokio::test]
+    async fn a_render_thread_queries_the_engine_through_the_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = sluice_lake::Lake::from_config(dir.path(), None, []).unwrap();
+        let engine = LakeEngine::new(lake, "test").await.unwrap();
+        let answers = with_database(&engine, |db| {
+            let a = db.query("select 1 as x, 'a' as y union all select 2, 'b'");
+            let b = db.query("select count(*) as n from (values (1), (2), (3)) t(v)");
+            let c = db.query("create table t (x int)");
+            (a, b, c)
+        })
+        .await
+        .unwrap();
+        let a = answers.0.unwrap();
+        assert_eq!(a.schema.fields().len(), 2);
+        assert_eq!(a.rows_affected, Some(2));
+        assert_eq!(a.message(), "SELECT 2");
+        let b = answers.1.unwrap();
+        let t = crate::jinja::table_for_tests(&b);
+        assert_eq!(t, "[[3]]");
+        let refused = answers.2.unwrap_err();
+        assert!(
+            refused.starts_with("the lake runs only queries (select, with, values, explain) from run_query and statement, not `create table`"),
+            "{refused}"
+        );
+        assert!(refused.contains("\nhint: "), "{refused}");
+    }
+}

@@ -211,6 +211,15 @@ fn jinja_error(path: &Path, e: &Error) -> TransformError {
     }
 }
 
+/// The rows of `result` as Jinja prints them (for tests elsewhere in the
+/// crate).
+#[cfg(test)]
+pub(crate) fn table_for_tests(result: &crate::engine::QueryResult) -> String {
+    table::Table::from_batches(&result.schema, &result.batches)
+        .map(|t| t.data().to_string())
+        .unwrap_or_else(|e| e.to_string())
+}
+
 /// How one render runs: `execute` (false while configs are read, as in
 /// dbt's parse) and where its database calls go.
 #[derive(Clone, Default)]
