@@ -20,7 +20,9 @@
 //! about each relation, and [`site`] the docs page `index.html`;
 //! [`packages`] reads `packages.yml` and installs local packages (the
 //! installed ones load with [`project::DbtProject::load_packages`] and
-//! compile with the root project).
+//! compile with the root project); [`live`] renders a node whose Jinja runs
+//! database calls (`run_query`, `statement`) right before it runs, with the
+//! engine reachable.
 
 pub mod artifacts;
 pub mod catalog;
@@ -28,6 +30,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod jinja;
+pub mod live;
 pub mod manifest;
 pub mod packages;
 pub mod profiles;

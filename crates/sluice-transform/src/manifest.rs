@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{merge_config, resolve};
 use crate::error::{Result, TransformError};
-use crate::jinja::{DispatchConfig, Docs, Relation, Relations, Renderer, Settings, Target};
+use crate::jinja::{
+    Database, DispatchConfig, Docs, Relation, Relations, Render, Renderer, Settings, Target,
+};
 use crate::project::{DbtProject, FileKind, ProjectFile};
 use crate::properties::{self, NodeProperties, PropertiesFile};
 use crate::testing::{self, TestInfo, Tested};
@@ -93,6 +95,11 @@ pub struct Node {
     /// (`dbt_packages/mini_utils`); empty for the root project. `path`
     /// starts with it.
     pub package_dir: PathBuf,
+    /// Its rendering runs database calls (`run_query`, `statement`,
+    /// directly or through macros): `sql` is what rendering without the
+    /// database gave (`execute` false, as dbt's parse), and the node is
+    /// rendered again right before it runs, with the engine reachable.
+    pub database_calls: bool,
 }
 
 impl Node {
@@ -767,6 +774,7 @@ pub fn compile_with(
                         unit: None,
                         package_name: upname.to_string(),
                         package_dir: unit.rel.clone(),
+                        database_calls: false,
                     },
                 );
             }
@@ -829,6 +837,7 @@ pub fn compile_with(
                         unit: None,
                         package_name: upname.to_string(),
                         package_dir: unit.rel.clone(),
+                        database_calls: false,
                     },
                 );
             }
@@ -964,6 +973,7 @@ pub fn compile_with(
                     unit: None,
                     package_name: upname.to_string(),
                     package_dir: unit.rel.clone(),
+                    database_calls: false,
                 },
             );
         }
@@ -1085,6 +1095,7 @@ pub fn compile_with(
                     unit: Some(u.clone()),
                     package_name: upname.to_string(),
                     package_dir: unit.rel.clone(),
+                    database_calls: false,
                 },
             );
         }
@@ -1132,20 +1143,35 @@ fn render_final(renderer: &Renderer, nodes: &mut [&mut Node]) -> Result<Rendered
             &node.fqn,
             &node.config,
         );
-        let compiled = renderer
-            .render_node(&node.path, &node.raw, &node.relation, false, Some(&model))
-            .map_err(|e| match (&node.test, e) {
-                (Some(t), TransformError::Template { path, message, .. })
-                    if t.generic.is_some() =>
-                {
-                    TransformError::Template {
-                        path,
-                        line: None,
-                        message: format!("test `{}`: {message}", node.name),
-                    }
+        let generic_error = |e: TransformError| match (&node.test, e) {
+            (Some(t), TransformError::Template { path, message, .. }) if t.generic.is_some() => {
+                TransformError::Template {
+                    path,
+                    line: None,
+                    message: format!("test `{}`: {message}", node.name),
                 }
-                (_, e) => e,
-            })?;
+            }
+            (_, e) => e,
+        };
+        let mut compiled = renderer
+            .render_node(&node.path, &node.raw, &node.relation, false, Some(&model))
+            .map_err(generic_error)?;
+        if compiled.needs_database {
+            // Database calls run when the node runs; what it refs, its
+            // configs and its SQL for now come from rendering as dbt's
+            // parse does (`execute` false: run_query is none).
+            compiled = renderer
+                .render_with(
+                    &node.path,
+                    &node.raw,
+                    &node.relation,
+                    false,
+                    Some(&model),
+                    Render::default(),
+                )
+                .map_err(generic_error)?;
+            node.database_calls = true;
+        }
         node.sql = Some(compiled.sql);
         node.depends_on = compiled.refs;
         node.sources = compiled.sources;
@@ -1308,6 +1334,62 @@ impl Manifest {
         self.renderer.macros()
     }
 
+    /// Whether node `name` must be rendered with the database reachable:
+    /// it runs database calls, or an ephemeral model it refs does.
+    pub fn needs_database(&self, name: &str) -> bool {
+        let mut stack = vec![name];
+        let mut seen = HashSet::new();
+        while let Some(n) = stack.pop() {
+            let Some(node) = self.nodes.get(n) else {
+                continue;
+            };
+            if node.database_calls {
+                return true;
+            }
+            for d in &node.depends_on {
+                if self
+                    .nodes
+                    .get(d)
+                    .is_some_and(|dn| dn.materialized() == "ephemeral")
+                    && seen.insert(d.as_str())
+                {
+                    stack.push(d);
+                }
+            }
+        }
+        false
+    }
+
+    /// What rendering node `name` with the database needs, owned (so it can
+    /// render on another thread): the renderer, the node and the ephemeral
+    /// models it reaches.
+    pub(crate) fn live(&self, name: &str) -> LiveNodes {
+        let mut nodes = HashMap::new();
+        let mut stack = vec![name.to_string()];
+        while let Some(n) = stack.pop() {
+            let Some(node) = self.nodes.get(&n) else {
+                continue;
+            };
+            if nodes.contains_key(&n) {
+                continue;
+            }
+            for d in &node.depends_on {
+                if self
+                    .nodes
+                    .get(d)
+                    .is_some_and(|dn| dn.materialized() == "ephemeral")
+                {
+                    stack.push(d.clone());
+                }
+            }
+            nodes.insert(n, node.clone());
+        }
+        LiveNodes {
+            renderer: self.renderer.clone(),
+            nodes,
+        }
+    }
+
     /// Nodes that ref `name`, directly.
     pub fn children(&self) -> HashMap<&str, Vec<&str>> {
         let mut out: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -1333,6 +1415,80 @@ impl Manifest {
             }
         }
         seen
+    }
+}
+
+/// A node and the ephemeral models it reaches, with the renderer: what
+/// rendering it with the database needs ([`Manifest::live`]).
+pub(crate) struct LiveNodes {
+    renderer: Arc<Renderer>,
+    nodes: HashMap<String, Node>,
+}
+
+impl LiveNodes {
+    fn needs_database(&self, name: &str) -> bool {
+        let Some(node) = self.nodes.get(name) else {
+            return false;
+        };
+        node.database_calls
+            || node
+                .depends_on
+                .iter()
+                .any(|d| d != name && self.nodes.contains_key(d) && self.needs_database(d))
+    }
+
+    /// The SQL of node `name` rendered with `database` (`is_incremental()`
+    /// as `incremental` says), with the ephemeral models it refs as CTEs
+    /// (rendered with the database too when they run database calls), and
+    /// what the renders logged.
+    pub fn sql(
+        &self,
+        name: &str,
+        incremental: bool,
+        database: &Arc<dyn Database>,
+    ) -> Result<(String, Vec<String>)> {
+        let node = self
+            .nodes
+            .get(name)
+            .ok_or_else(|| TransformError::Project {
+                message: format!("no node `{name}`"),
+                hint: None,
+            })?;
+        let model = node_json(
+            &node.package_name,
+            node.kind,
+            &node.name,
+            &node.path,
+            &node.fqn,
+            &node.config,
+        );
+        let compiled = self.renderer.render_with(
+            &node.path,
+            &node.raw,
+            &node.relation,
+            incremental,
+            Some(&model),
+            Render {
+                execute: true,
+                database: Some(database.clone()),
+            },
+        )?;
+        let mut ctes = Vec::new();
+        let mut logs = compiled.logs;
+        for d in &compiled.refs {
+            let Some(dep) = self.nodes.get(d).filter(|_| d != name) else {
+                continue;
+            };
+            let sql = if self.needs_database(d) {
+                let (sql, more) = self.sql(d, false, database)?;
+                logs.extend(more);
+                sql
+            } else {
+                dep.sql.clone().unwrap_or_default()
+            };
+            ctes.push((cte_name(d), sql));
+        }
+        Ok((inject_ctes(&compiled.sql, &ctes), logs))
     }
 }
 

@@ -144,6 +144,9 @@ pub struct NodeResult {
     pub compiled_path: Option<PathBuf>,
     /// Dialect warnings about its SQL (with the compiled SQL's line).
     pub warnings: Vec<String>,
+    /// What its Jinja logged (`log()`, `print()`, `print_table()`) when
+    /// it was rendered right before running (a node with database calls).
+    pub logs: Vec<String>,
 }
 
 /// The whole run.
@@ -308,6 +311,37 @@ pub async fn execute(
             .iter()
             .find(|d| through(d, &broken) || (!tested(node.kind) && untrusted.contains(*d)))
             .or_else(|| unit_failed.contains(name).then_some(name));
+        // A node whose Jinja runs database calls is rendered now, its
+        // parents built.
+        let live = if blocked_by.is_none()
+            && !stop
+            && matches!(
+                node.kind,
+                NodeKind::Model | NodeKind::Test | NodeKind::Snapshot
+            )
+            && manifest.needs_database(name)
+        {
+            Some(
+                match crate::live::render(manifest, engine, name, false).await {
+                    Ok(r) => {
+                        let mut n = node.clone();
+                        n.sql = Some(r.sql);
+                        Ok((n, r.logs))
+                    }
+                    Err(e) => Err(format!(
+                        "{} `{}`: {e}",
+                        node.kind.resource_type(),
+                        node.name
+                    )),
+                },
+            )
+        } else {
+            None
+        };
+        let (node, logs) = match &live {
+            Some(Ok((n, logs))) => (n, logs.clone()),
+            _ => (node, Vec::new()),
+        };
         let warnings = match (&node.sql, node.kind, blocked_by.is_none() && !stop) {
             (Some(sql), NodeKind::Model, true) if node.materialized() != "ephemeral" => {
                 engine.lint(sql).await
@@ -326,6 +360,14 @@ pub async fn execute(
             (
                 Status::Skipped,
                 format!("skipped: `{parent}` failed upstream"),
+                Outcome::default(),
+                None,
+                None,
+            )
+        } else if let Some(Err(message)) = &live {
+            (
+                Status::Error,
+                message.clone(),
                 Outcome::default(),
                 None,
                 None,
@@ -386,6 +428,7 @@ pub async fn execute(
             compiled_sql: sql,
             compiled_path,
             warnings,
+            logs,
         };
         on_event(Event::Done(i + 1, total, &result));
         results.push(result);
@@ -668,9 +711,16 @@ async fn run_model(
                     .await
                     .map(|o| (o, "SELECT".to_string(), sql.clone()))
             } else {
-                let sql = match manifest.incremental_sql(&node.name) {
+                let sql = if manifest.needs_database(&node.name) {
+                    crate::live::render(manifest, engine, &node.name, true)
+                        .await
+                        .map(|r| r.sql)
+                } else {
+                    manifest.incremental_sql(&node.name)
+                };
+                let sql = match sql {
                     Ok(s) => s,
-                    Err(e) => return error(e.to_string(), None),
+                    Err(e) => return error(what(&e.to_string()), None),
                 };
                 let keys = unique_key(node);
                 let strategy = node

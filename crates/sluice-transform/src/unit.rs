@@ -275,6 +275,12 @@ pub async fn run(
             }
         }
     }
+    if m.needs_database(&model.name) {
+        return Err(format!(
+            "unit test `{}`: model `{}` runs database calls (run_query, statement) while it renders; unit tests run without a database, so this is not supported yet",
+            spec.name, model.name
+        ));
+    }
     let sql = if incremental {
         m.incremental_sql(&model.name).map_err(|e| e.to_string())?
     } else {

@@ -23,8 +23,8 @@ use sluice_core::evolution::EvolutionPolicy;
 use sluice_lake::{Lake, LakeDestination, QueryEngine, RelationKind};
 
 use super::{
-    Engine, EngineError, EngineResult, Existing, Incremental, OnSchemaChange, Outcome,
-    SnapshotSpec, TestOutcome, snapshot_sql,
+    Engine, EngineError, EngineResult, Existing, Incremental, OnSchemaChange, Outcome, QueryResult,
+    SnapshotSpec, TestOutcome, snapshot_sql, statement_code,
 };
 use crate::catalog::{CatalogColumn, CatalogRead, CatalogTable, TableStats, sql_type_name};
 use crate::jinja::Relation;
@@ -492,6 +492,46 @@ impl Engine for LakeEngine {
             Ok(plan) => integer_divisions(&plan, sql),
             Err(_) => Vec::new(),
         }
+    }
+
+    async fn query(&self, sql: &str) -> EngineResult<QueryResult> {
+        // Writes go through models (one Delta commit each); DataFusion's own
+        // DDL and DML would only change this session's in-memory catalog.
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = self
+            .query
+            .context()
+            .sql_with_options(sql, options)
+            .await
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("DDL not supported")
+                    || text.contains("DML not supported")
+                    || text.contains("Statement not supported")
+                {
+                    EngineError::new(format!(
+                        "the lake runs only queries (select, with, values, explain) from run_query and statement, not `{}`: it would change the lake outside a model\nhint: build the relation with a model (materialized table, view or incremental), or run the project on PostgreSQL for such statements",
+                        statement_code(sql).to_ascii_lowercase()
+                    ))
+                } else {
+                    err(text)
+                }
+            })?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(err)?;
+        let rows: usize = batches
+            .iter()
+            .map(arrow::array::RecordBatch::num_rows)
+            .sum();
+        Ok(QueryResult {
+            schema,
+            batches,
+            code: "SELECT".to_string(),
+            rows_affected: Some(rows as u64),
+        })
     }
 
     async fn drop(&self, relation: &Relation) -> EngineResult<()> {

@@ -6,6 +6,8 @@
 pub mod lake;
 pub mod postgres;
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
 use crate::catalog::CatalogRead;
@@ -104,6 +106,58 @@ pub struct TestOutcome {
     pub should_error: bool,
 }
 
+/// What a Jinja database call (`run_query`, `statement`) got back.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    /// The columns of the rows it returned (none for a statement that
+    /// returns no rows).
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+    /// dbt's response `code`: the statement's verb (`SELECT`, `INSERT`,
+    /// `CREATE TABLE`).
+    pub code: String,
+    /// Rows returned or affected, when the engine says.
+    pub rows_affected: Option<u64>,
+}
+
+impl QueryResult {
+    /// dbt's response `_message`: `SELECT 3`, `CREATE TABLE`.
+    pub fn message(&self) -> String {
+        match self.rows_affected {
+            Some(n) => format!("{} {n}", self.code),
+            None => self.code.clone(),
+        }
+    }
+}
+
+/// The verb of `sql` (its first one or two keywords, upper case), what
+/// dbt's adapters report as a response's `code`.
+pub fn statement_code(sql: &str) -> String {
+    let mut words = sql
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .filter(|w| !w.is_empty() && !w.starts_with("--"))
+        .map(str::to_ascii_uppercase);
+    let first = words.next().unwrap_or_default();
+    match first.as_str() {
+        "CREATE" | "DROP" | "ALTER" => match words.next() {
+            Some(w) if w == "OR" || w == "TEMP" || w == "TEMPORARY" || w == "UNLOGGED" => {
+                let rest: Vec<String> = words.take(2).collect();
+                let object = rest
+                    .iter()
+                    .find(|w| !["REPLACE", "TEMP", "TEMPORARY"].contains(&w.as_str()))
+                    .cloned()
+                    .unwrap_or_default();
+                format!("{first} {object}").trim_end().to_string()
+            }
+            Some(w) => format!("{first} {w}"),
+            None => first,
+        },
+        "WITH" | "VALUES" | "TABLE" => "SELECT".to_string(),
+        _ => first,
+    }
+}
+
 /// An engine failure: the engine's message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineError {
@@ -191,6 +245,10 @@ pub trait Engine: Send + Sync {
             self.kind()
         )))
     }
+
+    /// Run `sql` for a Jinja database call (`run_query`, `statement`): the
+    /// rows it returns, all of them in memory.
+    async fn query(&self, sql: &str) -> EngineResult<QueryResult>;
 
     /// Where `sql` would surprise someone used to another warehouse
     /// (integer division on the lake): one warning per place, with its line.

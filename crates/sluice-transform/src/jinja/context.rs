@@ -2,24 +2,27 @@
 //! `var`, `env_var`, `is_incremental`, `this`, `model`, `execute`, `log`,
 //! `print`, `exceptions`, `return`, `tojson`/`fromjson`/`fromyaml`,
 //! `local_md5`, `zip`, `set`, `modules.datetime`, `run_started_at`,
-//! `invocation_id`, `project_name`, `flags`, `builtins`, and the
-//! compile-time database calls dbt has and Sluice refuses clearly
-//! (`run_query`, `statement`).
+//! `invocation_id`, `project_name`, `flags`, `builtins`, and dbt's
+//! database calls (`run_query`, `statement`, `load_result`,
+//! `store_result`): nothing while configs are read (`execute` false), the
+//! engine's answer when a node is rendered to run.
 //!
 //! What one render records (refs, sources, configs, logs, warnings) goes
 //! into its [`Capture`], which is also the render's root context: nested
 //! macro evaluations find it there.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
 use md5::{Digest, Md5};
-use minijinja::value::{Kwargs, Object, Rest, Value, ValueKind, ValueOrKwargs};
+use minijinja::value::{Kwargs, Object, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 
-use super::{Compiled, Relation, Relations, did_you_mean, serde_value};
+use super::table::Table;
+use super::{Compiled, Database, Relation, Relations, did_you_mean, serde_value};
 use super::{datetime, mutable};
 
 /// The name under which a render's [`Capture`] is found.
@@ -27,7 +30,7 @@ pub(crate) const CAPTURE: &str = "__sluice_capture__";
 
 /// The per-render state functions record into; also the render's root
 /// context (`this`, `model`, `execute`).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Capture {
     pub relations: Arc<Relations>,
     pub vars: Arc<IndexMap<String, serde_json::Value>>,
@@ -37,6 +40,11 @@ pub(crate) struct Capture {
     pub execute: bool,
     pub used: Mutex<Compiled>,
     pub depth: AtomicUsize,
+    /// Where database calls go (none: a call stops the render, marked
+    /// `needs_database`).
+    pub database: Option<Arc<dyn Database>>,
+    /// `statement(name, …)` / `store_result(name, …)` results by name.
+    pub results: Mutex<HashMap<String, Value>>,
 }
 
 /// Leaves one level of macro nesting when dropped.
@@ -45,6 +53,16 @@ pub(crate) struct Depth<'a>(&'a AtomicUsize);
 impl Drop for Depth<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Capture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capture")
+            .field("this", &self.this)
+            .field("execute", &self.execute)
+            .field("database", &self.database.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -332,13 +350,222 @@ impl Object for Exceptions {
     }
 }
 
-/// A compile-time database call (`run_query`, `statement`, …).
-fn needs_database(name: &'static str) -> Value {
-    Value::from_function(move |_args: Rest<ValueOrKwargs>| -> Result<Value, Error> {
-        Err(invalid(format!(
-            "{name} needs a database at compile time; not supported yet"
-        )))
+/// What a database call's error says when no database is reachable: the
+/// render stops; the node is rendered again where the engine is.
+const NO_DATABASE: &str = "this node runs database calls (run_query/statement); it is rendered again when the engine is reachable";
+
+/// Run `sql` for `what` (`run_query`, `statement`) on the render's
+/// database; the engine's message, with the query, on failure.
+fn run_sql(cap: &Capture, sql: &str, what: &str) -> Result<crate::engine::QueryResult, Error> {
+    let Some(db) = &cap.database else {
+        cap.record(|u| u.needs_database = true);
+        return Err(invalid(NO_DATABASE));
+    };
+    db.query(sql).map_err(|message| {
+        let shown: String = sql.trim().chars().take(300).collect();
+        let more = if sql.trim().chars().count() > 300 {
+            " …"
+        } else {
+            ""
+        };
+        invalid(format!(
+            "{what}: the query failed: {message}\n  query: {shown}{more}"
+        ))
     })
+}
+
+fn table_of(result: &crate::engine::QueryResult) -> Result<Table, Error> {
+    Table::from_batches(&result.schema, &result.batches)
+        .map_err(|e| invalid(format!("reading the query's rows: {e}")))
+}
+
+/// dbt's `AdapterResponse`: `_message`, `code`, `rows_affected`; renders as
+/// its message (`SELECT 3`).
+#[derive(Debug)]
+struct Response {
+    message: String,
+    code: String,
+    rows_affected: Option<u64>,
+}
+
+impl Object for Response {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "_message" | "message" => Some(Value::from(self.message.clone())),
+            "code" => Some(Value::from(self.code.clone())),
+            "rows_affected" => Some(self.rows_affected.map_or(Value::from(-1), Value::from)),
+            "query_id" => Some(Value::from(())),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(&["_message", "code", "rows_affected"])
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What `load_result(name)` returns: `response`, `data` (rows as lists),
+/// `table`.
+fn result_value(response: Value, table: &Table) -> Value {
+    let mut map: IndexMap<Value, Value> = IndexMap::new();
+    map.insert(Value::from("response"), response);
+    map.insert(Value::from("data"), table.data());
+    map.insert(Value::from("table"), Value::from_object(table.clone()));
+    Value::from_object(map)
+}
+
+/// `run_query(sql)`: the rows as a table; `none` while configs are read.
+fn run_query_fn(state: &State, sql: Value) -> Result<Value, Error> {
+    let cap = capture(state)?;
+    if !cap.execute {
+        return Ok(Value::from(()));
+    }
+    let result = run_sql(&cap, &sql.to_string(), "run_query")?;
+    Ok(Value::from_object(table_of(&result)?))
+}
+
+/// `{% call statement(name, fetch_result=False, auto_begin=True) %}sql{%
+/// endcall %}`: runs the body; with a name, the result is kept for
+/// `load_result(name)`. Does nothing while configs are read.
+#[derive(Debug)]
+struct StatementFn;
+
+impl Object for StatementFn {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (args, kwargs): (Rest<Value>, Kwargs) = minijinja::value::from_args(args)?;
+        statement_fn(state, args, kwargs)
+    }
+}
+
+fn statement_fn(state: &mut State, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let arg = |i: usize, key: &str| -> Result<Option<Value>, Error> {
+        match args.get(i) {
+            Some(v) => Ok(Some(v.clone())),
+            None => kwargs.get::<Option<Value>>(key),
+        }
+    };
+    let name = arg(0, "name")?.filter(|v| !v.is_none());
+    let fetch = arg(1, "fetch_result")?.is_some_and(|v| v.is_true());
+    let _ = arg(2, "auto_begin")?;
+    let language = arg(3, "language")?;
+    let caller: Option<Value> = kwargs.get("caller")?;
+    kwargs.assert_all_used()?;
+    if let Some(l) = language.as_ref().and_then(Value::as_str)
+        && l != "sql"
+    {
+        return Err(invalid(format!(
+            "statement(language='{l}'): only SQL statements run in Sluice"
+        )));
+    }
+    let cap = capture(state)?;
+    if !cap.execute {
+        return Ok(Value::from(""));
+    }
+    let Some(caller) = caller else {
+        return Err(invalid(
+            "statement() runs the SQL of its call block: write {% call statement('name', fetch_result=True) %}select …{% endcall %}",
+        ));
+    };
+    let sql = caller.call(state, &[])?.to_string();
+    let result = run_sql(&cap, &sql, "statement")?;
+    if let Some(name) = name {
+        let table = if fetch {
+            table_of(&result)?
+        } else {
+            Table::default()
+        };
+        let response = Value::from_object(Response {
+            message: result.message(),
+            code: result.code.clone(),
+            rows_affected: result.rows_affected,
+        });
+        if let Ok(mut results) = cap.results.lock() {
+            results.insert(name.to_string(), result_value(response, &table));
+        }
+    }
+    Ok(Value::from(""))
+}
+
+/// `load_result(name)`: what `statement(name, …)` or `store_result(name,
+/// …)` kept, or `none`.
+fn load_result_fn(state: &State, name: String) -> Result<Value, Error> {
+    let cap = capture(state)?;
+    let results = cap.results.lock().map_err(|_| invalid("results lock"))?;
+    Ok(results.get(&name).cloned().unwrap_or(Value::from(())))
+}
+
+fn keep_result(
+    state: &State,
+    name: String,
+    response: Value,
+    table: Option<Value>,
+) -> Result<(), Error> {
+    let table = match table.filter(|t| !t.is_none()) {
+        None => Table::default(),
+        Some(t) => t
+            .downcast_object_ref::<Table>()
+            .cloned()
+            .ok_or_else(|| invalid("agate_table must be a table from run_query or load_result"))?,
+    };
+    let cap = capture(state)?;
+    let mut results = cap.results.lock().map_err(|_| invalid("results lock"))?;
+    results.insert(name, result_value(response, &table));
+    Ok(())
+}
+
+/// `store_result(name, response, agate_table=None)`.
+fn store_result_fn(
+    state: &State,
+    name: String,
+    response: Option<Value>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let response = match response {
+        Some(r) => r,
+        None => kwargs
+            .get::<Option<Value>>("response")?
+            .unwrap_or(Value::from(())),
+    };
+    let table = kwargs.get::<Option<Value>>("agate_table")?;
+    kwargs.assert_all_used()?;
+    keep_result(state, name, response, table)?;
+    Ok(String::new())
+}
+
+/// `store_raw_result(name, message=None, code=None, rows_affected=None,
+/// agate_table=None)`.
+fn store_raw_result_fn(state: &State, name: String, kwargs: Kwargs) -> Result<String, Error> {
+    let text = |k: &str| -> Result<String, Error> {
+        Ok(kwargs
+            .get::<Option<Value>>(k)?
+            .filter(|v| !v.is_none())
+            .map(|v| v.to_string())
+            .unwrap_or_default())
+    };
+    let message = text("message")?;
+    let code = text("code")?;
+    let rows_affected = kwargs
+        .get::<Option<Value>>("rows_affected")?
+        .and_then(|v| u64::try_from(v).ok());
+    let table = kwargs.get::<Option<Value>>("agate_table")?;
+    kwargs.assert_all_used()?;
+    let response = Value::from_object(Response {
+        message,
+        code,
+        rows_affected,
+    });
+    keep_result(state, name, response, table)?;
+    Ok(String::new())
+}
+
+/// Python's `len`.
+fn len_fn(v: Value) -> Result<usize, Error> {
+    v.len()
+        .ok_or_else(|| invalid(format!("len() of a value without a length: {v}")))
 }
 
 /// Python's `json.dumps`: `", "` and `": "` separators, non-ASCII escaped.
@@ -677,9 +904,12 @@ pub(crate) fn register(env: &mut Environment<'static>, g: &Globals<'_>) {
     env.add_function("set", set_fn);
     env.add_function("set_strict", set_strict_fn);
     env.add_function(mutable::WRAP, mutable::wrap);
-    for name in ["run_query", "statement", "load_result", "store_result"] {
-        env.add_global(name, needs_database(name));
-    }
+    env.add_function("run_query", run_query_fn);
+    env.add_global("statement", Value::from_object(StatementFn));
+    env.add_function("load_result", load_result_fn);
+    env.add_function("store_result", store_result_fn);
+    env.add_function("store_raw_result", store_raw_result_fn);
+    env.add_function("len", len_fn);
     env.add_global("modules", Value::from_object(Modules));
     env.add_global("api", Unsupported::value("api"));
     env.add_global("graph", Unsupported::value("graph"));

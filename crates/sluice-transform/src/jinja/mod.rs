@@ -7,15 +7,18 @@
 //! for the final SQL), `log`/`print`, `exceptions`, `return`, `doc`,
 //! `adapter.dispatch`, `tojson`/`fromjson`/`fromyaml`, `local_md5`, `zip`,
 //! `set`, `modules.datetime`, `run_started_at`, `invocation_id`,
-//! `project_name`, `flags`, Python's string/dict methods, and every macro of
-//! the project over dbt's own ([`library`]). What a render used — refs,
-//! sources, configs, logs, warnings — is recorded for the graph.
+//! `project_name`, `flags`, Python's string/dict methods, dbt's database
+//! calls (`run_query`, `statement`, `load_result`, `store_result`: see
+//! [`Database`]), and every macro of the project over dbt's own
+//! ([`library`]). What a render used — refs, sources, configs, logs,
+//! warnings — is recorded for the graph.
 
 mod context;
 mod datetime;
 mod docs;
 mod library;
 mod mutable;
+mod table;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -101,6 +104,18 @@ pub struct Compiled {
     pub logs: Vec<String>,
     /// What `exceptions.warn(...)` said, in order.
     pub warnings: Vec<String>,
+    /// The render stopped at a database call (`run_query`, `statement`)
+    /// with no database to run it: the node must be rendered again where
+    /// the engine is reachable ([`Renderer::render_with`]).
+    pub needs_database: bool,
+}
+
+/// Where a render's database calls (`run_query`, `statement`) go: the
+/// engine of the run, reached from the thread that renders (renders are
+/// synchronous; see `crate::live` for the bridge to an async engine).
+pub trait Database: Send + Sync {
+    /// Run `sql`: its rows and what it did, or the engine's message.
+    fn query(&self, sql: &str) -> std::result::Result<crate::engine::QueryResult, String>;
 }
 
 /// A serializable value as a template value.
@@ -201,6 +216,34 @@ fn jinja_error(path: &Path, e: &Error) -> TransformError {
         path: path.to_path_buf(),
         line: e.line(),
         message,
+    }
+}
+
+/// The rows of `result` as Jinja prints them (for tests elsewhere in the
+/// crate).
+#[cfg(test)]
+pub(crate) fn table_for_tests(result: &crate::engine::QueryResult) -> String {
+    table::Table::from_batches(&result.schema, &result.batches)
+        .map(|t| t.data().to_string())
+        .unwrap_or_else(|e| e.to_string())
+}
+
+/// How one render runs: `execute` (false while configs are read, as in
+/// dbt's parse) and where its database calls go.
+#[derive(Clone, Default)]
+pub struct Render {
+    /// `execute`.
+    pub execute: bool,
+    /// The database `run_query` and `statement` use (with `execute` true).
+    pub database: Option<Arc<dyn Database>>,
+}
+
+impl fmt::Debug for Render {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Render")
+            .field("execute", &self.execute)
+            .field("database", &self.database.is_some())
+            .finish()
     }
 }
 
@@ -367,18 +410,60 @@ impl Renderer {
         is_incremental: bool,
         model: Option<&serde_json::Value>,
     ) -> Result<Compiled> {
-        let capture = self.capture(Some(this), model.map(serde_value), is_incremental);
+        self.render_with(
+            path,
+            sql,
+            this,
+            is_incremental,
+            model,
+            Render {
+                execute: self.execute,
+                database: None,
+            },
+        )
+    }
+
+    /// [`Renderer::render_node`] with `execute` and the database as
+    /// `how` says. With `execute` true and no database, a database call
+    /// stops the render: the result is empty but for `needs_database`
+    /// (and what the render recorded before the call).
+    pub fn render_with(
+        &self,
+        path: &Path,
+        sql: &str,
+        this: &Relation,
+        is_incremental: bool,
+        model: Option<&serde_json::Value>,
+        how: Render,
+    ) -> Result<Compiled> {
+        let model = model.map(serde_value);
+        // A package's node sees the package's vars.
+        let vars = library::node_package(&self.lib, model.as_ref())
+            .and_then(|p| self.package_vars.get(&p).cloned())
+            .unwrap_or_else(|| self.vars.clone());
+        let capture = Arc::new(Capture {
+            relations: self.relations.clone(),
+            vars,
+            this: Some(this.clone()),
+            model,
+            is_incremental,
+            execute: how.execute,
+            database: how.database,
+            ..Capture::default()
+        });
         let name = path.display().to_string();
         let text = mutable::rewrite_sets(sql);
         let tmpl = self
             .env
             .template_from_named_str(&name, &text)
             .map_err(|e| jinja_error(path, &e))?;
-        let sql = tmpl
-            .render(library::scope(&self.lib, capture.clone(), None))
-            .map_err(|e| self.error(path, &e))?;
+        let rendered = tmpl.render(library::scope(&self.lib, capture.clone(), None));
         let mut used = capture.used.lock().map(|u| u.clone()).unwrap_or_default();
-        used.sql = sql;
+        match rendered {
+            Ok(sql) => used.sql = sql,
+            Err(_) if used.needs_database => used.sql = String::new(),
+            Err(e) => return Err(self.error(path, &e)),
+        }
         Ok(used)
     }
 
@@ -762,33 +847,111 @@ mod tests {
         );
     }
 
+    /// A database that answers every query with the same rows (and fails
+    /// queries that say `boom`), recording what it ran.
+    struct Fixed(std::sync::Mutex<Vec<String>>);
+
+    impl Database for Fixed {
+        fn query(&self, sql: &str) -> std::result::Result<crate::engine::QueryResult, String> {
+            if let Ok(mut q) = self.0.lock() {
+                q.push(sql.trim().to_string());
+            }
+            if sql.contains("boom") {
+                return Err("table 'boom' not found".into());
+            }
+            Ok(table::tests::payments())
+        }
+    }
+
     #[test]
-    fn database_calls_at_compile_time_are_refused_clearly() {
-        let mut r = renderer(&[]);
-        assert_eq!(
-            error(&r, "select\n{% set rows = run_query('select 1') %}"),
-            "models/m.sql:2: run_query needs a database at compile time; not supported yet"
-        );
-        assert_eq!(
-            error(
-                &r,
-                "{% call statement('x', fetch_result=True) %}select 1{% endcall %}"
-            ),
-            "models/m.sql:1: statement needs a database at compile time; not supported yet"
-        );
+    fn database_calls_run_when_there_is_a_database_and_stop_the_render_when_not() {
+        let mut r = renderer(&[(
+            "macros/stats.sql",
+            "{% macro stats() %}{% call statement('s', fetch_result=True) %}select {{ 40 + 2 }}{% endcall %}{% if execute %}{{ return(load_result('s')) }}{% endif %}{% endmacro %}",
+        )]);
+        // Compiling without the database: the render stops at the call and
+        // says so (the node is rendered again when it runs).
+        let c = render(&r, "select\n{% set rows = run_query('select 1') %}").unwrap();
+        assert!(c.needs_database);
+        assert!(!render(&r, "select 1").unwrap().needs_database);
         assert_eq!(
             error(&r, "{{ adapter.get_columns_in_relation(this) }}"),
             "models/m.sql:1: adapter.get_columns_in_relation needs a database at compile time; not supported yet"
         );
-        // dbt's guard: nothing runs while configs are read.
+        // With a database.
+        let fixed = Arc::new(Fixed(std::sync::Mutex::new(Vec::new())));
+        let live = |r: &Renderer, sql: &str| {
+            r.render_with(
+                Path::new("models/m.sql"),
+                sql,
+                &rel("main", "m"),
+                false,
+                None,
+                Render {
+                    execute: true,
+                    database: Some(fixed.clone()),
+                },
+            )
+        };
+        let c = live(
+            &r,
+            "{% set t = run_query('select * from ' ~ ref('stg_orders')) %}{{ t.column_names | join(',') }}|{{ t.columns[0].values() | join(',') }}|{{ t.columns['n'].values() | sum }}|{{ t | length }} {{ len(t) }}|{% for row in t %}{{ row['method'] }}:{{ row[1] }}:{{ row.amount }};{% endfor %}|{{ t.rows[1][3] }}|{{ t[0][4] }}|{{ t.columns['amount'].values() }}{% do t.print_table() %}",
+        )
+        .unwrap();
+        assert!(!c.needs_database);
+        assert_eq!(
+            c.sql,
+            "method,n,amount,day,at|card,cash|10|2 2|card:7:12.5;cash:3:None;|2024-02-29|2024-01-31 08:00:00|[12.5, None]"
+        );
+        assert_eq!(c.refs, vec!["stg_orders".to_string()]);
+        assert_eq!(
+            c.logs,
+            vec![
+                "| method | n   | amount | day        | at                         |\n\
+                 | ------ | --- | ------ | ---------- | -------------------------- |\n\
+                 | card   | 7   | 12.5   | 2024-01-31 | 2024-01-31 08:00:00        |\n\
+                 | cash   | 3   |        | 2024-02-29 | 2024-02-29 23:59:59.500000 |"
+                    .to_string()
+            ]
+        );
+        // statement + load_result, in a macro and in the model.
+        let c = live(
+            &r,
+            "{% set s = stats() %}{{ s['data'] }} {{ s['table'].columns['n'].values() }} {{ s['response'] }} {{ s['response'].rows_affected }}\n{% call statement('plain') %}create table x (id int){% endcall %}{{ load_result('plain')['data'] }} {{ load_result('nothing') is none }}",
+        )
+        .unwrap();
+        assert_eq!(
+            c.sql,
+            "[['card', 7, 12.5, '2024-01-31', '2024-01-31 08:00:00'], ['cash', 3, None, '2024-02-29', '2024-02-29 23:59:59.500000']] [7, 3] SELECT 2 2\n[] True"
+        );
+        let ran = fixed.0.lock().unwrap().clone();
+        assert_eq!(
+            ran[1..],
+            [
+                "select 42".to_string(),
+                "create table x (id int)".to_string()
+            ]
+        );
+        // A failing query: the file and line of the call, the engine's
+        // message and the query.
+        let e = live(&r, "select\n{% set t = run_query('select * from boom') %}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "models/m.sql:2: run_query: the query failed: table 'boom' not found\n  query: select * from boom"
+        );
+        // dbt's parse: run_query is none, statement runs nothing (its body
+        // is not even rendered), load_result is none.
         r.set_execute(false);
         assert_eq!(
             sql(
                 &r,
-                "{% if execute %}{% set rows = run_query('select 1') %}{% endif %}ok"
+                "{% set rows = run_query('select 1') %}{{ rows is none }} {% call statement('x') %}select {{ ref('nope') }}{% endcall %}{{ load_result('x') is none }} {% if execute %}{{ rows.columns[0].values() }}{% endif %}ok"
             ),
-            "ok"
+            "True True ok"
         );
+        assert_eq!(fixed.0.lock().unwrap().len(), 4);
     }
 
     #[test]

@@ -451,6 +451,9 @@ async fn run_command(
             return;
         }
         if let Event::Done(i, total, r) = e {
+            for line in &r.logs {
+                reporter.info(&format!("`{}`: {line}", r.name));
+            }
             for w in &r.warnings {
                 let path = r
                     .compiled_path
@@ -640,10 +643,24 @@ pub async fn transform(
         }
         TransformCommand::Compile(o) => {
             let run_id = uuid::Uuid::now_v7().to_string();
-            let l = load(dir, o, (&run_id, false)).await?;
+            let mut l = load(dir, o, (&run_id, false)).await?;
             report_template_warnings(&l.manifest, reporter);
             let chosen: std::collections::HashSet<String> =
                 selected(&l, o, true)?.into_iter().collect();
+            // Nodes whose Jinja runs database calls are rendered with the
+            // engine, as dbt's compile does (only then is it opened).
+            if chosen.iter().any(|n| l.manifest.needs_database(n)) {
+                let engine = engine_for(&l, &run_id).await?;
+                let logs =
+                    sluice_transform::live::resolve(&mut l.manifest, engine.as_ref(), &chosen)
+                        .await
+                        .map_err(user)?;
+                if !reporter.json() {
+                    for (node, line) in logs {
+                        reporter.info(&format!("`{node}`: {line}"));
+                    }
+                }
+            }
             write_artifact(
                 &l.project,
                 "manifest.json",

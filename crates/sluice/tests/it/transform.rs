@@ -1303,3 +1303,125 @@ fn deps_names_hub_and_git_packages_it_cannot_fetch() {
         text(&out)
     );
 }
+
+/// The `pivot` fixture in a temp dir.
+fn pivot() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dbt/pivot");
+    copy_dir(&fixture, d.path());
+    d
+}
+
+#[test]
+fn run_query_and_statement_ask_the_lake_when_a_model_runs() {
+    let d = pivot();
+    let dir = d.path();
+    // parse and ls need no database: the `nodb` output points at nothing.
+    for args in [
+        &["transform", "parse", "--target", "nodb"][..],
+        &["transform", "ls", "--target", "nodb"][..],
+    ] {
+        let out = sluice(dir, args);
+        assert!(out.status.success(), "{args:?}:\n{}", text(&out));
+    }
+    let out = sluice(dir, &["--json", "transform", "ls", "--target", "nodb"]);
+    let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let order_payments = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "order_payments")
+        .unwrap();
+    assert_eq!(
+        order_payments["depends_on"],
+        serde_json::json!(["stg_payments"])
+    );
+
+    let out = sluice(dir, &["transform", "build"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    // print_table's table, when the model ran.
+    assert!(
+        all.contains("| payment_method | n   |") && all.contains("| credit_card    | 3   |"),
+        "{all}"
+    );
+    let mut got: Vec<String> = rows(dir, "select * from main.order_payments")
+        .iter()
+        .map(canonical)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = [
+        (1, 0, 100, 1000, 0),
+        (2, 2500, 0, 0, 0),
+        (3, 0, 0, 1000, 0),
+        (4, 0, 0, 0, 1500),
+    ]
+    .iter()
+    .map(|(o, b, c, cc, g)| {
+        let mut m = serde_json::Map::new();
+        m.insert("order_id".into(), (*o).into());
+        m.insert("bank_transfer_amount".into(), (*b).into());
+        m.insert("coupon_amount".into(), (*c).into());
+        m.insert("credit_card_amount".into(), (*cc).into());
+        m.insert("gift_card_amount".into(), (*g).into());
+        canonical(&m)
+    })
+    .collect();
+    want.sort();
+    assert_eq!(got, want);
+    let summary = rows(dir, "select * from main.payment_summary");
+    assert_eq!(
+        serde_json::Value::Object(summary[0].clone()),
+        serde_json::json!({
+            "payments": 6,
+            "biggest_amount": 2500,
+            "code": "SELECT",
+            "result_columns": "payment_method,n",
+            "methods": 4,
+            "counts": "bank_transfer=1;coupon=1;credit_card=3;gift_card=1"
+        })
+    );
+
+    // compile renders them with the lake too (the tables exist now).
+    let out = sluice(dir, &["transform", "compile", "--select", "order_payments"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let compiled =
+        std::fs::read_to_string(dir.join("target/compiled/pivot/models/order_payments.sql"))
+            .unwrap();
+    assert!(
+        compiled.contains("then amount end), 0) as gift_card_amount"),
+        "{compiled}"
+    );
+
+    // A failing query names the model, the file and line of the call, the
+    // engine's message and the query.
+    write(
+        dir,
+        "models/broken.sql",
+        "select 1 as x\n{% set r = run_query('select * from ' ~ ref('stg_payments') ~ ' where nope = 1') %}\n",
+    );
+    let out = sluice(dir, &["transform", "run", "--select", "broken"]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("model `broken`: models/broken.sql:2: run_query: the query failed: ")
+            && all.contains("nope")
+            && all.contains("query: select * from \"main\".\"stg_payments\" where nope = 1"),
+        "{all}"
+    );
+    // Writes on the lake are refused with a hint.
+    write(
+        dir,
+        "models/broken.sql",
+        "{% call statement('w') %}insert into main.raw_payments values (7, 5, 'cash', 1){% endcall %}\nselect 1 as x\n",
+    );
+    let out = sluice(dir, &["transform", "run", "--select", "broken"]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains(
+            "models/broken.sql:1: statement: the query failed: the lake runs only queries"
+        ) && all.contains("hint: build the relation with a model"),
+        "{all}"
+    );
+}

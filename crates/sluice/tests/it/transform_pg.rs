@@ -522,3 +522,107 @@ fn a_local_package_builds_inside_postgres() {
         ]
     );
 }
+
+/// The `pivot` fixture in a temp dir, a `pg` output pointing at `db`.
+fn pivot(db: &PgDb) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dbt/pivot");
+    copy_dir(&fixture, d.path());
+    let profiles = std::fs::read_to_string(d.path().join("profiles.yml")).unwrap();
+    std::fs::write(
+        d.path().join("profiles.yml"),
+        format!(
+            "{profiles}    pg:\n      type: postgres\n      host: 127.0.0.1\n      port: 5432\n      user: postgres\n      password: \"\"\n      dbname: {}\n      schema: main\n",
+            db.name
+        ),
+    )
+    .unwrap();
+    d
+}
+
+#[test]
+fn run_query_and_statement_ask_postgres_when_a_model_runs() {
+    let db = PgDb::new();
+    let d = pivot(&db);
+    // parse and ls need no database (the `nodb` output points at nothing).
+    for args in [
+        &["transform", "parse", "--target", "nodb"][..],
+        &["transform", "ls", "--target", "nodb"][..],
+    ] {
+        let out = sluice(d.path(), args);
+        assert!(out.status.success(), "{args:?}:\n{}", text(&out));
+    }
+    // A statement that writes is fine on PostgreSQL: a pre-step making a
+    // table the model then reads.
+    std::fs::write(
+        d.path().join("models/audit.sql"),
+        "{% call statement('setup') %}create table if not exists main.audit_log (n int); insert into main.audit_log values (1), (2){% endcall %}\n{% set r = load_result('setup') %}\nselect '{{ r['response'].code if execute else '' }}' as code, (select count(*) from main.audit_log) as n from {{ ref('stg_payments') }} limit 1\n",
+    )
+    .unwrap();
+    let out = sluice(d.path(), &["transform", "build", "--target", "pg"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("| credit_card    | 3   |"), "{all}");
+    let mut got: Vec<String> = db
+        .rows("main", "order_payments")
+        .iter()
+        .map(canonical)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = [
+        (1, 0, 100, 1000, 0),
+        (2, 2500, 0, 0, 0),
+        (3, 0, 0, 1000, 0),
+        (4, 0, 0, 0, 1500),
+    ]
+    .iter()
+    .map(|(o, b, c, cc, g)| {
+        canonical(&serde_json::json!({
+            "order_id": o,
+            "bank_transfer_amount": b,
+            "coupon_amount": c,
+            "credit_card_amount": cc,
+            "gift_card_amount": g,
+        }))
+    })
+    .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        db.rows("main", "payment_summary"),
+        vec![serde_json::json!({
+            "payments": 6,
+            "biggest_amount": 2500,
+            "code": "SELECT",
+            "result_columns": "payment_method,n",
+            "methods": 4,
+            "counts": "bank_transfer=1;coupon=1;credit_card=3;gift_card=1"
+        })]
+    );
+    assert_eq!(
+        db.rows("main", "audit"),
+        vec![serde_json::json!({"code": "CREATE TABLE", "n": 2})]
+    );
+
+    // A failing query: the model, the file and line of the call,
+    // PostgreSQL's message and the query.
+    std::fs::write(
+        d.path().join("models/audit.sql"),
+        "select 1 as x\n{% set r = run_query('select nope from ' ~ ref('stg_payments')) %}\n",
+    )
+    .unwrap();
+    let out = sluice(
+        d.path(),
+        &["transform", "run", "--target", "pg", "--select", "audit"],
+    );
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("model `audit`: models/audit.sql:2: run_query: the query failed: running the query: column \"nope\" does not exist (SQLSTATE 42703)")
+            && all.contains(&format!(
+                "query: select nope from \"{}\".\"main\".\"stg_payments\"",
+                db.name
+            )),
+        "{all}"
+    );
+}

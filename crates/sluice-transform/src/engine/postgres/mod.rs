@@ -31,6 +31,7 @@ pub mod sql;
 
 mod catalog;
 mod incremental;
+mod query;
 mod seed;
 
 use async_trait::async_trait;
@@ -43,7 +44,7 @@ use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
 use self::profile::PgProfile;
 use self::sql::{Name, RelKind, db_error, drop_any, kind_at, not_ours, rename_sql, wrap};
 use super::{
-    Engine, EngineError, EngineResult, Existing, Incremental, OnSchemaChange, Outcome,
+    Engine, EngineError, EngineResult, Existing, Incremental, OnSchemaChange, Outcome, QueryResult,
     SnapshotSpec, TestOutcome, snapshot_sql,
 };
 use crate::catalog::CatalogRead;
@@ -462,6 +463,11 @@ impl Engine for PgEngine {
     async fn catalog(&self, relations: &[Relation]) -> EngineResult<CatalogRead> {
         let client = self.session().await?;
         catalog::read(&client, &self.database, relations).await
+    }
+
+    async fn query(&self, sql: &str) -> EngineResult<QueryResult> {
+        let client = self.session().await?;
+        query::run(&client, sql).await
     }
 
     async fn drop(&self, relation: &Relation) -> EngineResult<()> {
