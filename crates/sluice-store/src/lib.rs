@@ -8,6 +8,7 @@
 //!         ── mark_abandoned / start_run / record_stream / finish_run
 //!  CLI    ── list_states / get_state / put_state (manual)        (`sluice state …`)
 //!  later  ── list_runs / last_load                                 (run history commands, issue 7)
+//!  checks ── record_check / check_history / last_check_run / previous_observed  (`sluice check`)
 //! ```
 //!
 //! Schema changes are numbered migrations in [`migrations`], applied in order
@@ -16,6 +17,7 @@
 //! Secrets never reach the store: callers pass error texts through the
 //! project's redaction before recording them.
 
+mod checks;
 mod migrations;
 mod runs;
 mod state;
@@ -25,6 +27,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use checks::CheckRecord;
 pub use runs::{RunRecord, RunStatus, StreamRunRecord};
 pub use state::StateEntry;
 

@@ -43,6 +43,28 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX stream_runs_target ON stream_runs (target, finished_at);
     ",
+    // 2: data-quality check results.
+    "
+    CREATE TABLE check_results (
+        run_id        TEXT NOT NULL,             -- the run (load or `sluice check`)
+        check_id      TEXT NOT NULL,             -- `<table>.<name>`
+        table_name    TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        phase         TEXT NOT NULL,             -- load | table | dbt
+        status        TEXT NOT NULL,             -- pass | warn | fail | error
+        severity      TEXT NOT NULL,
+        observed      TEXT,                      -- JSON
+        failing_rows  INTEGER,
+        total_rows    INTEGER,
+        message       TEXT NOT NULL,
+        samples       TEXT,                      -- JSON array (redacted by the caller)
+        duration_ms   REAL NOT NULL,
+        checked_at    TEXT NOT NULL,
+        result        TEXT NOT NULL              -- the whole result, JSON
+    );
+    CREATE INDEX check_results_check ON check_results (check_id, checked_at);
+    CREATE INDEX check_results_run ON check_results (run_id);
+    ",
 ];
 
 pub(crate) fn migrate(store: &mut Store) -> Result<()> {

@@ -118,6 +118,18 @@ impl Node {
         }
     }
 
+    /// The `model` Jinja sees while this node renders.
+    pub fn model_json(&self) -> Value {
+        node_json(
+            &self.package_name,
+            self.kind,
+            &self.name,
+            &self.path,
+            &self.fqn,
+            &self.config,
+        )
+    }
+
     /// Its file relative to its own project (dbt's `original_file_path`).
     pub fn original_file_path(&self) -> &Path {
         self.path
@@ -855,14 +867,7 @@ pub fn compile_with(
     // nothing for pass 1 to find: it is rendered once, in pass 2.
     for node in nodes.values_mut().filter(|n| n.kind != NodeKind::Seed) {
         if macros_configure || node.raw.contains("config") {
-            let model = node_json(
-                &node.package_name,
-                node.kind,
-                &node.name,
-                &node.path,
-                &node.fqn,
-                &node.config,
-            );
+            let model = node.model_json();
             let compiled =
                 renderer.render_node(&node.path, &node.raw, &node.relation, false, Some(&model))?;
             for (k, v) in compiled.config {
@@ -1135,14 +1140,7 @@ fn render_final(renderer: &Renderer, nodes: &mut [&mut Node]) -> Result<Rendered
     let mut logs = Vec::new();
     let mut warnings = Vec::new();
     for node in nodes.iter_mut() {
-        let model = node_json(
-            &node.package_name,
-            node.kind,
-            &node.name,
-            &node.path,
-            &node.fqn,
-            &node.config,
-        );
+        let model = node.model_json();
         let generic_error = |e: TransformError| match (&node.test, e) {
             (Some(t), TransformError::Template { path, message, .. }) if t.generic.is_some() => {
                 TransformError::Template {
@@ -1314,14 +1312,7 @@ impl Manifest {
                 message: format!("no node `{name}`"),
                 hint: None,
             })?;
-        let model = node_json(
-            &node.package_name,
-            node.kind,
-            &node.name,
-            &node.path,
-            &node.fqn,
-            &node.config,
-        );
+        let model = node.model_json();
         let compiled =
             self.renderer
                 .render_node(&node.path, &node.raw, &node.relation, true, Some(&model))?;
@@ -1454,14 +1445,7 @@ impl LiveNodes {
                 message: format!("no node `{name}`"),
                 hint: None,
             })?;
-        let model = node_json(
-            &node.package_name,
-            node.kind,
-            &node.name,
-            &node.path,
-            &node.fqn,
-            &node.config,
-        );
+        let model = node.model_json();
         let compiled = self.renderer.render_with(
             &node.path,
             &node.raw,

@@ -63,6 +63,8 @@ pub enum Command {
     Transform(TransformArgs),
     /// Install, list and remove Singer plugins (taps and targets).
     Plugin(PluginArgs),
+    /// Run the data-quality checks on the tables; `check history`, `check report`.
+    Check(CheckArgs),
     /// Check the project file and every source and destination.
     Debug,
     /// List the built-in connectors.
@@ -70,6 +72,40 @@ pub enum Command {
     /// Speak Singer: a source as a Singer tap, a destination as a Singer target
     /// (for Meltano or any Singer runner).
     Singer(SingerArgs),
+}
+
+/// `sluice check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// History or report instead of a run.
+    #[command(subcommand)]
+    pub action: Option<CheckAction>,
+    /// Only these checks: an id (`shop.orders.not_null_id`), a name, a table,
+    /// `kind:<kind>`, or a pattern with `*`; repeatable.
+    #[arg(long, short = 's', value_name = "CHECK|TABLE")]
+    pub select: Vec<String>,
+    /// Exit with 1 on warnings too (for CI gates).
+    #[arg(long)]
+    pub warn_error: bool,
+}
+
+/// `sluice check …`.
+#[derive(Debug, Subcommand)]
+pub enum CheckAction {
+    /// Earlier results, newest first.
+    History(CheckHistoryArgs),
+    /// Write the HTML and JSON report of the last check run again, and say where.
+    Report,
+}
+
+/// `sluice check history`.
+#[derive(Debug, Args)]
+pub struct CheckHistoryArgs {
+    /// A check id or a table (default: every check).
+    pub check: Option<String>,
+    /// How many results.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
 }
 
 /// `sluice singer`.

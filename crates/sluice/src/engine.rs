@@ -796,6 +796,8 @@ mod tests {
                 primary_key: Vec::new(),
                 destination: None,
                 evolution: Default::default(),
+                checks: Vec::new(),
+                on_fail: Default::default(),
                 batch_size: 1000,
             },
             source: Arc::new(StallingSource {

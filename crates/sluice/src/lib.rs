@@ -15,6 +15,7 @@
 
 #![allow(clippy::print_stdout)]
 
+pub mod check_report;
 pub mod cli;
 pub mod commands;
 pub mod engine;
@@ -24,4 +25,5 @@ pub mod plan;
 pub mod plugins;
 pub mod progress;
 pub mod project;
+pub mod quality;
 pub mod registry;

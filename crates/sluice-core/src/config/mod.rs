@@ -13,6 +13,7 @@
 //! The layering happens in one place: [`StreamOptions::overlay`], called by
 //! [`ProjectConfig::streams`].
 
+mod checks;
 mod database;
 pub mod env;
 mod load;
@@ -21,6 +22,7 @@ mod singer;
 mod sources;
 pub mod suggest;
 
+pub use checks::*;
 pub use database::*;
 pub use load::{ConfigError, LoadedProject, parse_project};
 pub use model::*;

@@ -83,6 +83,11 @@ pub struct StreamOptions {
     pub on_schema_change: Option<OnSchemaChange>,
     /// Let a column widen to string when its values stop fitting its type.
     pub widen_to_string: Option<bool>,
+    /// Data-quality checks on the stream's table (each layer adds its own).
+    pub checks: crate::config::CheckList,
+    /// What failing row checks do during a load: `stop` (default),
+    /// `quarantine` or `warn`.
+    pub on_fail: Option<crate::config::OnFail>,
 }
 
 impl StreamOptions {
@@ -104,6 +109,13 @@ impl StreamOptions {
             table: over.table.clone().or_else(|| self.table.clone()),
             on_schema_change: over.on_schema_change.or(self.on_schema_change),
             widen_to_string: over.widen_to_string.or(self.widen_to_string),
+            checks: self
+                .checks
+                .iter()
+                .chain(over.checks.iter())
+                .cloned()
+                .collect(),
+            on_fail: over.on_fail.or(self.on_fail),
         }
     }
 }
@@ -150,6 +162,13 @@ macro_rules! with_stream_options {
             /// Let a column widen to string when its values stop fitting its type.
             #[serde(default)]
             pub widen_to_string: Option<bool>,
+            /// Data-quality checks on the stream's table (docs/quality.md).
+            #[serde(default)]
+            pub checks: $crate::config::CheckList,
+            /// What failing row checks do during a load: `stop` (default),
+            /// `quarantine` or `warn`.
+            #[serde(default)]
+            pub on_fail: Option<$crate::config::OnFail>,
         }
 
         impl $name {
@@ -165,6 +184,8 @@ macro_rules! with_stream_options {
                     table: self.table.clone(),
                     on_schema_change: self.on_schema_change,
                     widen_to_string: self.widen_to_string,
+                    checks: self.checks.clone(),
+                    on_fail: self.on_fail,
                 }
             }
         }
@@ -194,6 +215,9 @@ pub struct Defaults {
     /// Default for `widen_to_string`.
     #[serde(default)]
     pub widen_to_string: Option<bool>,
+    /// Default for `on_fail` (what failing row checks do during a load).
+    #[serde(default)]
+    pub on_fail: Option<crate::config::OnFail>,
     /// Rows per Arrow batch (default 65,536).
     #[serde(default)]
     pub batch_size: Option<usize>,
@@ -212,6 +236,7 @@ impl Defaults {
             destination: self.destination.clone(),
             on_schema_change: self.on_schema_change,
             widen_to_string: self.widen_to_string,
+            on_fail: self.on_fail,
             ..Default::default()
         }
     }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Defaults, LakeConfig, StreamOptions, with_stream_options};
 use super::{
-    DatabaseKind, DatabaseSource, OnError, OnSchemaChange, PostgresDestination, Replication,
-    SingerDestination, SingerSource, WriteMode,
+    CheckList, DatabaseKind, DatabaseSource, OnError, OnFail, OnSchemaChange, PostgresDestination,
+    Replication, SingerDestination, SingerSource, WriteMode,
 };
 use crate::TableName;
 use crate::evolution::EvolutionPolicy;
@@ -34,6 +34,11 @@ pub struct ProjectConfig {
     /// The dbt project `sluice transform` runs, and on which engine.
     #[serde(default)]
     pub transform: Option<TransformConfig>,
+    /// Data-quality checks on tables, by table (`schema.table` in the lake,
+    /// models included; `<destination>:schema.table` for a PostgreSQL
+    /// destination's). Streams carry their own `checks:` too.
+    #[serde(default)]
+    pub checks: IndexMap<String, CheckList>,
 }
 
 /// `transform:`: the dbt project of this Sluice project and the engine it
@@ -483,6 +488,19 @@ pub struct Discovered<'a> {
     pub cursor: Option<&'a str>,
 }
 
+/// The checks a stream declares (see [`ProjectConfig::stream_checks`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredChecks {
+    /// `<source>.<stream>`.
+    pub stream: String,
+    /// Its table.
+    pub table: TableName,
+    /// Its destination; `None` is the lake.
+    pub destination: Option<String>,
+    /// The checks.
+    pub checks: CheckList,
+}
+
 /// A stream with every option resolved: what the engine runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamSpec {
@@ -508,6 +526,10 @@ pub struct StreamSpec {
     pub evolution: EvolutionPolicy,
     /// Rows per batch.
     pub batch_size: usize,
+    /// Data-quality checks on the stream's table.
+    pub checks: CheckList,
+    /// What failing row checks do during the load.
+    pub on_fail: OnFail,
 }
 
 impl StreamSpec {
@@ -693,6 +715,8 @@ impl ProjectConfig {
                 frozen: options.on_schema_change == Some(OnSchemaChange::Fail),
             },
             batch_size: self.defaults.batch_size.unwrap_or(65_536).max(1),
+            checks: options.checks.clone(),
+            on_fail: options.on_fail.unwrap_or_default(),
         })
     }
 
@@ -704,8 +728,19 @@ impl ProjectConfig {
         source: &str,
         stream: &str,
     ) -> Result<(TableName, Option<String>), String> {
+        let options = self.layered_options(source, stream)?;
+        let table = match &options.table {
+            Some(t) => TableName::parse(t, source)
+                .map_err(|e| format!("stream `{source}.{stream}`, `table`: {e}"))?,
+            None => TableName::new(source, stream),
+        };
+        Ok((table, options.destination.filter(|d| d != "lake")))
+    }
+
+    /// A stream's options with every layer applied, without discovery.
+    fn layered_options(&self, source: &str, stream: &str) -> Result<StreamOptions, String> {
         let defaults = self.defaults.stream_options();
-        let options = match self.source(source)? {
+        Ok(match self.source(source)? {
             SourceConfig::Files(_) => {
                 let per = self.stream_options(source)?;
                 defaults.overlay(
@@ -727,13 +762,35 @@ impl ProjectConfig {
                     None => o,
                 }
             }
-        };
-        let table = match &options.table {
-            Some(t) => TableName::parse(t, source)
-                .map_err(|e| format!("stream `{source}.{stream}`, `table`: {e}"))?,
-            None => TableName::new(source, stream),
-        };
-        Ok((table, options.destination.filter(|d| d != "lake")))
+        })
+    }
+
+    /// The streams written in `sluice.yml` that carry checks — a `files`
+    /// source's streams, the `streams:` entries of database and Singer
+    /// sources — each as (`source.stream`, table, destination, checks).
+    pub fn stream_checks(&self) -> Result<Vec<DeclaredChecks>, String> {
+        let mut out = Vec::new();
+        for (source, config) in &self.sources.0 {
+            let names: Vec<String> = match config {
+                SourceConfig::Files(_) => self.stream_options(source)?.keys().cloned().collect(),
+                SourceConfig::Database(_, db) => db.streams.keys().cloned().collect(),
+                SourceConfig::Singer(tap) => tap.streams.keys().cloned().collect(),
+            };
+            for stream in names {
+                let options = self.layered_options(source, &stream)?;
+                if options.checks.is_empty() {
+                    continue;
+                }
+                let (table, destination) = self.stream_target(source, &stream)?;
+                out.push(DeclaredChecks {
+                    stream: format!("{source}.{stream}"),
+                    table,
+                    destination,
+                    checks: options.checks,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Checks of one layered set of options that need nothing discovered.

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod check;
 mod debug;
 mod discover;
 pub mod init;
@@ -64,6 +65,7 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Discover(args) => discover::discover(dir, &args.source, reporter).await,
         Command::Transform(args) => transform::transform(dir, &args.command, reporter).await,
         Command::Plugin(args) => plugin::plugin(dir, args.action, reporter),
+        Command::Check(args) => check::check(dir, &args, reporter).await,
         Command::Debug => debug::debug(dir, reporter).await,
         Command::Connectors => debug::connectors(reporter),
         Command::Singer(args) => match args.command {

@@ -206,6 +206,8 @@ mod tests {
             primary_key: vec!["id".into()],
             destination: None,
             evolution: Default::default(),
+            checks: Vec::new(),
+            on_fail: Default::default(),
             batch_size: 10,
         }
     }

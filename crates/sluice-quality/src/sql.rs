@@ -1,0 +1,400 @@
+//! Checks → SQL, for DataFusion (the lake) and PostgreSQL.
+//!
+//! Every check that can be answered by an aggregate over the table becomes
+//! one or two columns of a single `SELECT … FROM table` — one scan for all
+//! of a table's checks. Row checks are written as a *pass* condition that is
+//! never NULL; the same condition runs on batches during a load
+//! ([`crate::rows`]). Checks that need their own query (combinations for
+//! `unique`, `relationships`, `sql`) get one.
+
+use serde_json::Value;
+
+use crate::spec::{Aggregate, Check, Kind, Metric};
+
+/// The SQL spoken by the engine that runs the checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Apache DataFusion (the lake).
+    DataFusion,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A double-quoted identifier.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A single-quoted text literal.
+pub fn text_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn literal(v: &Value) -> String {
+    match v {
+        Value::String(s) => text_literal(s),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => "NULL".into(),
+        other => text_literal(&other.to_string()),
+    }
+}
+
+impl Dialect {
+    fn as_text(self, expr: &str) -> String {
+        match self {
+            Dialect::DataFusion => format!("CAST({expr} AS VARCHAR)"),
+            Dialect::Postgres => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    fn regex_match(self, expr: &str, pattern: &str) -> String {
+        match self {
+            Dialect::DataFusion => format!(
+                "regexp_like({}, {})",
+                self.as_text(expr),
+                text_literal(pattern)
+            ),
+            Dialect::Postgres => format!("({} ~ {})", self.as_text(expr), text_literal(pattern)),
+        }
+    }
+
+    fn as_double(self, expr: &str) -> String {
+        match self {
+            Dialect::DataFusion => format!("CAST({expr} AS DOUBLE)"),
+            Dialect::Postgres => format!("CAST({expr} AS DOUBLE PRECISION)"),
+        }
+    }
+
+    fn aggregate(self, agg: Aggregate, col: &str, q: Option<f64>) -> String {
+        let x = self.as_double(col);
+        match (self, agg) {
+            (_, Aggregate::Mean) => format!("avg({x})"),
+            (_, Aggregate::Stddev) => format!("stddev({x})"),
+            (_, Aggregate::Sum) => format!("sum({x})"),
+            (_, Aggregate::DistinctCount) => format!("count(DISTINCT {col})"),
+            (Dialect::DataFusion, Aggregate::Median) => format!("median({x})"),
+            (Dialect::Postgres, Aggregate::Median) => {
+                format!("percentile_cont(0.5) WITHIN GROUP (ORDER BY {x})")
+            }
+            (Dialect::DataFusion, Aggregate::Quantile) => {
+                format!("approx_percentile_cont({x}, {})", q.unwrap_or(0.5))
+            }
+            (Dialect::Postgres, Aggregate::Quantile) => {
+                format!(
+                    "percentile_cont({}) WITHIN GROUP (ORDER BY {x})",
+                    q.unwrap_or(0.5)
+                )
+            }
+        }
+    }
+}
+
+impl Check {
+    /// For row checks: a condition true for rows that pass, never NULL.
+    pub fn pass_condition(&self, d: Dialect) -> Option<String> {
+        let col = self.columns.first().map(|c| ident(c));
+        let c = col.as_deref().unwrap_or("NULL");
+        let null_or = |cond: String| format!("({c} IS NULL OR ({cond}))");
+        let pass = match &self.kind {
+            Kind::NotNull => format!("({c} IS NOT NULL)"),
+            Kind::AcceptedValues(values) => {
+                let list: Vec<String> = values.iter().map(literal).collect();
+                null_or(format!("{c} IN ({})", list.join(", ")))
+            }
+            Kind::Range {
+                min,
+                max,
+                inclusive,
+            } => {
+                let (lo, hi) = if *inclusive { (">=", "<=") } else { (">", "<") };
+                let mut parts = Vec::new();
+                if let Some(m) = min {
+                    parts.push(format!("{c} {lo} {}", literal(m)));
+                }
+                if let Some(m) = max {
+                    parts.push(format!("{c} {hi} {}", literal(m)));
+                }
+                null_or(parts.join(" AND "))
+            }
+            Kind::Regex(p) | Kind::Format(_, p) => null_or(d.regex_match(c, p)),
+            Kind::Length { min, max } => {
+                let len = format!("character_length({})", d.as_text(c));
+                let mut parts = Vec::new();
+                if let Some(m) = min {
+                    parts.push(format!("{len} >= {m}"));
+                }
+                if let Some(m) = max {
+                    parts.push(format!("{len} <= {m}"));
+                }
+                null_or(parts.join(" AND "))
+            }
+            Kind::Expression(e) => format!("(({e}) IS NOT FALSE)"),
+            _ => return None,
+        };
+        Some(match &self.filter {
+            Some(f) => format!("(NOT (({f}) IS TRUE) OR {pass})"),
+            None => pass,
+        })
+    }
+
+    /// The condition of the rows the check looks at.
+    fn scope(&self) -> String {
+        match &self.filter {
+            Some(f) => format!("(({f}) IS TRUE)"),
+            None => "TRUE".into(),
+        }
+    }
+}
+
+/// One column of the fused query and what it measures.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measure {
+    /// Rows in the table.
+    Rows,
+    /// Rows the check looks at.
+    Scope(usize),
+    /// Failing rows of a row check.
+    Failing(usize),
+    /// `count(col) - count(DISTINCT col)`: duplicate rows of a one-column `unique`.
+    Duplicates(usize),
+    /// The check's metric (aggregate, max timestamp, null rate, rows).
+    Value(usize),
+}
+
+/// The single scan answering every fused check of a table: its SQL and,
+/// column by column, what each value is for (index into the checks).
+#[derive(Debug, Clone)]
+pub struct FusedQuery {
+    /// `SELECT … FROM table`.
+    pub sql: String,
+    /// What each selected column measures.
+    pub measures: Vec<Measure>,
+}
+
+/// Whether a check is answered by the fused scan.
+pub fn is_fused(check: &Check) -> bool {
+    match &check.kind {
+        Kind::Unique => check.columns.len() == 1,
+        Kind::Relationships { .. } | Kind::Sql(_) | Kind::Schema { .. } => false,
+        _ => true,
+    }
+}
+
+/// Build the fused scan over `table` (already quoted) for the `checks`
+/// where [`is_fused`]; its first column is always the table's row count.
+pub fn fused_query(table: &str, checks: &[&Check], d: Dialect) -> FusedQuery {
+    let mut cols = Vec::new();
+    let mut measures = Vec::new();
+    let mut push = |sql: String, m: Measure| {
+        cols.push(format!("{sql} AS m{}", cols.len()));
+        measures.push(m);
+    };
+    push("count(*)".into(), Measure::Rows);
+    for (i, c) in checks.iter().enumerate() {
+        if !is_fused(c) {
+            continue;
+        }
+        let scope = c.scope();
+        let col = c.columns.first().map(|x| ident(x)).unwrap_or_default();
+        push(
+            format!("sum(CASE WHEN {scope} THEN 1 ELSE 0 END)"),
+            Measure::Scope(i),
+        );
+        if let Some(pass) = c.pass_condition(d) {
+            push(
+                format!("sum(CASE WHEN {pass} THEN 0 ELSE 1 END)"),
+                Measure::Failing(i),
+            );
+            continue;
+        }
+        let scoped = |e: &str| match &c.filter {
+            Some(_) => format!("CASE WHEN {scope} THEN {e} END"),
+            None => e.to_string(),
+        };
+        match &c.kind {
+            Kind::Unique => push(
+                format!("count({}) - count(DISTINCT {})", scoped(&col), scoped(&col)),
+                Measure::Duplicates(i),
+            ),
+            Kind::RowCount { .. }
+            | Kind::Anomaly {
+                metric: Metric::RowCount,
+                ..
+            } => {
+                // The scope count is the value.
+            }
+            Kind::Freshness(_)
+            | Kind::Anomaly {
+                metric: Metric::Freshness,
+                ..
+            } => {
+                push(
+                    d.as_text(&format!("max({})", scoped(&col))),
+                    Measure::Value(i),
+                );
+            }
+            Kind::Anomaly {
+                metric: Metric::NullRate,
+                ..
+            } => push(
+                format!(
+                    "{} / NULLIF({}, 0)",
+                    d.as_double(&format!(
+                        "sum(CASE WHEN {scope} AND {col} IS NULL THEN 1 ELSE 0 END)"
+                    )),
+                    d.as_double(&format!("sum(CASE WHEN {scope} THEN 1 ELSE 0 END)"))
+                ),
+                Measure::Value(i),
+            ),
+            Kind::Aggregate { agg, quantile, .. } => {
+                let inner = scoped(&col);
+                push(d.aggregate(*agg, &inner, *quantile), Measure::Value(i));
+            }
+            _ => {}
+        }
+    }
+    FusedQuery {
+        sql: format!("SELECT {} FROM {table}", cols.join(", ")),
+        measures,
+    }
+}
+
+/// For a check not in the fused scan: a query whose one value is its
+/// failing count.
+pub fn count_query(table: &str, check: &Check, d: Dialect) -> Option<String> {
+    let scope = check.scope();
+    match &check.kind {
+        Kind::Unique => {
+            let cols: Vec<String> = check.columns.iter().map(|c| ident(c)).collect();
+            let cols = cols.join(", ");
+            Some(format!(
+                "SELECT COALESCE(sum(n) - count(*), 0) FROM (SELECT count(*) AS n FROM {table} WHERE {scope} GROUP BY {cols} HAVING count(*) > 1) AS dup"
+            ))
+        }
+        Kind::Relationships { .. } | Kind::Sql(_) => Some(format!(
+            "SELECT count(*) FROM ({}) AS failing",
+            failing_rows_query(table, check, d, None)?
+        )),
+        _ => None,
+    }
+}
+
+/// A query returning the failing rows (or, for `unique`, the duplicated
+/// values with their counts), at most `limit` of them.
+pub fn failing_rows_query(
+    table: &str,
+    check: &Check,
+    d: Dialect,
+    limit: Option<u64>,
+) -> Option<String> {
+    let scope = check.scope();
+    let lim = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    let q = match &check.kind {
+        Kind::Unique => {
+            let cols: Vec<String> = check.columns.iter().map(|c| ident(c)).collect();
+            let cols = cols.join(", ");
+            let not_null = if check.columns.len() == 1 {
+                format!(" AND {cols} IS NOT NULL")
+            } else {
+                String::new()
+            };
+            format!(
+                "SELECT {cols}, count(*) AS n_records FROM {table} WHERE {scope}{not_null} GROUP BY {cols} HAVING count(*) > 1 ORDER BY count(*) DESC{lim}"
+            )
+        }
+        Kind::Relationships { to, field } => {
+            let col = ident(&check.columns[0]);
+            let to = quote_table(to);
+            format!(
+                "SELECT * FROM {table} AS child WHERE {scope} AND child.{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {to} AS parent WHERE parent.{} = child.{col}){lim}",
+                ident(field)
+            )
+        }
+        Kind::Sql(q) => {
+            let q = q.replace("{table}", table);
+            format!("SELECT * FROM ({q}) AS failing{lim}")
+        }
+        _ => {
+            let pass = check.pass_condition(d)?;
+            format!("SELECT * FROM {table} WHERE NOT {pass}{lim}")
+        }
+    };
+    Some(q)
+}
+
+/// `schema.table` → `"schema"."table"`.
+pub fn quote_table(name: &str) -> String {
+    name.split('.').map(ident).collect::<Vec<_>>().join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde::Deserialize;
+    use sluice_core::config::CheckList;
+
+    use super::*;
+    use crate::spec::compile;
+
+    #[derive(Deserialize)]
+    struct Holder {
+        checks: CheckList,
+    }
+
+    fn checks(text: &str) -> Vec<Check> {
+        let h: Holder = serde_saphyr::from_str(text).expect("yaml");
+        compile("shop.orders", &h.checks, Path::new("sluice.yml")).expect("compiles")
+    }
+
+    #[test]
+    fn row_checks_are_null_safe_pass_conditions() {
+        let c = checks(
+            "checks:\n  - range: {column: amount, min: 0, inclusive: false, where: \"status = 'x'\"}\n  - accepted_values: {column: s, values: [a, \"o'k\", 1]}\n  - format: {column: e, format: integer}\n",
+        );
+        assert_eq!(
+            c[0].pass_condition(Dialect::DataFusion).expect("row check"),
+            "(NOT ((status = 'x') IS TRUE) OR (\"amount\" IS NULL OR (\"amount\" > 0)))"
+        );
+        assert_eq!(
+            c[1].pass_condition(Dialect::Postgres).expect("row check"),
+            "(\"s\" IS NULL OR (\"s\" IN ('a', 'o''k', 1)))"
+        );
+        assert!(
+            c[2].pass_condition(Dialect::Postgres)
+                .expect("row check")
+                .contains("CAST(\"e\" AS TEXT) ~ '^[+-]?[0-9]+$'")
+        );
+    }
+
+    #[test]
+    fn one_scan_answers_the_fused_checks() {
+        let c = checks(
+            "checks:\n  - not_null: id\n  - unique: id\n  - unique: [a, b]\n  - row_count: {min: 1}\n  - median: {column: x, max: 3}\n",
+        );
+        let refs: Vec<&Check> = c.iter().collect();
+        let q = fused_query("\"shop\".\"orders\"", &refs, Dialect::DataFusion);
+        assert!(
+            q.sql
+                .starts_with("SELECT count(*) AS m0, sum(CASE WHEN TRUE THEN 1 ELSE 0 END) AS m1"),
+            "{}",
+            q.sql
+        );
+        assert!(
+            q.sql.contains("count(\"id\") - count(DISTINCT \"id\")"),
+            "{}",
+            q.sql
+        );
+        assert!(q.sql.contains("median(CAST(\"x\" AS DOUBLE))"), "{}", q.sql);
+        assert!(
+            !q.measures.iter().any(|m| matches!(m, Measure::Scope(2))),
+            "the combination has its own query"
+        );
+        assert!(
+            count_query("t", &c[2], Dialect::DataFusion)
+                .expect("own query")
+                .contains("GROUP BY \"a\", \"b\"")
+        );
+    }
+}
