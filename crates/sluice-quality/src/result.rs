@@ -8,6 +8,7 @@ use serde_json::Value;
 use sluice_core::config::Severity;
 
 use crate::spec::{Check, Kind};
+use crate::threshold::Threshold;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
@@ -265,10 +266,13 @@ pub fn expected(check: &Check) -> String {
     };
     let counted = |what: &str| match check.mostly {
         Some(m) => format!("{what} in at least {}% of rows", fmt_num(m * 100.0)),
-        None if check.severity == Severity::Error => {
+        None if check.severity == Severity::Error && check.error_if != Threshold::default() => {
             format!("{what} (fail if failing rows {})", check.error_if)
         }
-        None => format!("{what} (warn if failing rows {})", check.warn_if),
+        None if check.severity == Severity::Warn && check.warn_if != Threshold::default() => {
+            format!("{what} (warn if failing rows {})", check.warn_if)
+        }
+        None => what.to_string(),
     };
     match &check.kind {
         Kind::NotNull => counted("no NULLs"),

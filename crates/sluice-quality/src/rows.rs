@@ -43,6 +43,41 @@ struct Planned {
 /// The row checks of one stream, planned against its schema.
 pub struct RowChecker {
     planned: Vec<Planned>,
+    schema: SchemaRef,
+}
+
+type PlannedExpr = (Check, Arc<dyn PhysicalExpr>);
+
+/// Each row check's pass condition as a physical expression over `schema`.
+fn plan(checks: &[Check], schema: &SchemaRef) -> Result<Vec<PlannedExpr>, ConfigError> {
+    let ctx = SessionContext::new();
+    let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| ConfigError {
+        file: Default::default(),
+        line: None,
+        column: None,
+        message: format!("the stream's schema cannot be checked: {e}"),
+        hint: None,
+        snippet: None,
+    })?;
+    let mut out = Vec::new();
+    for check in checks.iter().filter(|c| c.is_row_check()) {
+        check.bind(schema)?;
+        let Some(pass) = check.pass_condition(Dialect::DataFusion) else {
+            continue;
+        };
+        let plan_err = |e: datafusion::error::DataFusionError| {
+            check.error(
+                format!("its condition does not plan: {}", first_line(&e.to_string())),
+                Some("conditions are SQL expressions over the stream's columns (DataFusion's dialect)".into()),
+            )
+        };
+        let expr = ctx.parse_sql_expr(&pass, &df_schema).map_err(plan_err)?;
+        let expr = ctx
+            .create_physical_expr(expr, &df_schema)
+            .map_err(plan_err)?;
+        out.push((check.clone(), expr));
+    }
+    Ok(out)
 }
 
 /// The rows of a batch that failed enforced checks.
@@ -70,36 +105,13 @@ impl RowChecker {
     /// is missing, or a condition that does not plan, is a located config
     /// error.
     pub fn new(checks: &[Check], schema: &SchemaRef) -> Result<RowChecker, ConfigError> {
-        let ctx = SessionContext::new();
-        let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| ConfigError {
-            file: Default::default(),
-            line: None,
-            column: None,
-            message: format!("the stream's schema cannot be checked: {e}"),
-            hint: None,
-            snippet: None,
-        })?;
         let mut planned = Vec::new();
-        for check in checks.iter().filter(|c| c.is_row_check()) {
-            check.bind(schema)?;
-            let Some(pass) = check.pass_condition(Dialect::DataFusion) else {
-                continue;
-            };
-            let plan_err = |e: datafusion::error::DataFusionError| {
-                check.error(
-                    format!("its condition does not plan: {}", first_line(&e.to_string())),
-                    Some("conditions are SQL expressions over the stream's columns (DataFusion's dialect)".into()),
-                )
-            };
-            let expr = ctx.parse_sql_expr(&pass, &df_schema).map_err(plan_err)?;
-            let expr = ctx
-                .create_physical_expr(expr, &df_schema)
-                .map_err(plan_err)?;
+        for (check, expr) in plan(checks, schema)? {
             let enforced = check.severity == Severity::Error
                 && check.mostly.is_none()
                 && check.error_if == Threshold::default();
             planned.push(Planned {
-                check: check.clone(),
+                check,
                 expr,
                 enforced,
                 failing: 0,
@@ -108,7 +120,24 @@ impl RowChecker {
                 nanos: 0,
             });
         }
-        Ok(RowChecker { planned })
+        Ok(RowChecker {
+            planned,
+            schema: schema.clone(),
+        })
+    }
+
+    /// Plan the checks again for a new schema (the stream's schema evolved),
+    /// keeping what was counted.
+    pub fn rebind(&mut self, schema: &SchemaRef) -> Result<(), ConfigError> {
+        if Arc::ptr_eq(schema, &self.schema) || schema == &self.schema {
+            return Ok(());
+        }
+        let checks: Vec<Check> = self.planned.iter().map(|p| p.check.clone()).collect();
+        for (p, (_, expr)) in self.planned.iter_mut().zip(plan(&checks, schema)?) {
+            p.expr = expr;
+        }
+        self.schema = schema.clone();
+        Ok(())
     }
 
     /// Whether there is anything to check.
@@ -122,6 +151,8 @@ impl RowChecker {
         if batch.num_rows() == 0 || self.planned.is_empty() {
             return Ok(None);
         }
+        let schema = batch.schema();
+        self.rebind(&schema).map_err(|e| e.message)?;
         let mut enforced_fails: Vec<(usize, BooleanArray)> = Vec::new();
         let mut mask: Option<BooleanArray> = None;
         for (i, p) in self.planned.iter_mut().enumerate() {

@@ -181,7 +181,11 @@ pub async fn run_table(
                         true,
                         &mut r,
                     );
-                    r.message = format!("{n} rows");
+                    r.message = if r.status == Status::Pass {
+                        format!("{n} rows")
+                    } else {
+                        format!("{n} rows, expected {}", r.expected)
+                    };
                     r.observed = Value::from(n);
                 }
                 Kind::Freshness(max_age) => {

@@ -25,12 +25,13 @@ use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::compute::{filter_record_batch, is_null, not, or};
 use futures::StreamExt;
 use serde::Serialize;
-use sluice_core::config::{OnError, StreamSpec, WriteMode};
+use sluice_core::config::{OnError, OnFail, StreamSpec, WriteMode};
 use sluice_core::connector::{
     Committed, CommittedState, ConnectorError, Destination, Message, MessageStream, ReadRequest,
     RecordLocation, Source, StreamState, WriteRequest,
 };
 use sluice_core::quarantine::{QuarantineBuilder, QuarantinedRow};
+use sluice_quality::{Check, CheckResult, RowChecker, Status};
 use sluice_store::{RunStatus, Store, StreamRunRecord};
 use tokio::sync::watch;
 
@@ -69,6 +70,11 @@ pub struct StreamJob {
     /// own destination, `<source>.<stream>@<destination>` when `--to` sends
     /// it elsewhere (each destination has its own bookmark).
     pub state_key: String,
+    /// The stream's data-quality checks, compiled: row checks run on each
+    /// batch, the others on the committed table.
+    pub checks: Vec<Check>,
+    /// The lake the table lands in, when it does (table checks run there).
+    pub check_lake: Option<sluice_lake::Lake>,
 }
 
 /// What one stream did.
@@ -112,6 +118,8 @@ pub struct StreamOutcome {
     pub error: Option<String>,
     /// The error's hint.
     pub hint: Option<String>,
+    /// Results of the stream's checks (during the load and after it).
+    pub checks: Vec<CheckResult>,
 }
 
 #[derive(Default)]
@@ -133,6 +141,7 @@ struct StreamRun {
     started_at: String,
     progress: StreamProgress,
     counters: Counters,
+    checks: Vec<CheckResult>,
 }
 
 impl StreamRun {
@@ -142,6 +151,7 @@ impl StreamRun {
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             progress: StreamProgress::new(&ctx.reporter, &job.spec.id()),
             counters: Counters::default(),
+            checks: Vec::new(),
         }
     }
 }
@@ -229,6 +239,7 @@ fn conclude(
         started_at,
         progress,
         counters,
+        checks,
     } = run;
     let id = job.spec.id();
     progress.finish();
@@ -282,7 +293,9 @@ fn conclude(
         position: counters.position,
         error,
         hint,
+        checks,
     };
+    crate::quality::record(&ctx.store, &ctx.run_id, &outcome.checks, &*ctx.redact);
     let record = StreamRunRecord {
         stream_id: job.state_key.clone(),
         target: if outcome.destination == "lake" {
@@ -432,6 +445,8 @@ async fn transfer(
         .await?;
     let mut cancel = ctx.cancel.clone();
     let mut checkpoints = 0u64;
+    let mut row_checker: Option<RowChecker> = None;
+    let wants_row_checks = job.checks.iter().any(Check::is_row_check);
     let result: Result<()> = async {
         loop {
             let next = tokio::select! {
@@ -442,6 +457,12 @@ async fn transfer(
             match message? {
                 Message::Schema(schema) => {
                     check_keys(spec, &schema)?;
+                    if wants_row_checks {
+                        match row_checker.as_mut() {
+                            Some(rc) => rc.rebind(&schema)?,
+                            None => row_checker = Some(RowChecker::new(&job.checks, &schema)?),
+                        }
+                    }
                     writer.write(RecordBatch::new_empty(schema)).await?;
                 }
                 Message::Batch(batch) => {
@@ -452,6 +473,10 @@ async fn transfer(
                     if let Some(bad) = bad {
                         writer.quarantine(bad).await?;
                     }
+                    let good = match row_checker.as_mut() {
+                        Some(rc) => apply_row_checks(spec, rc, good, writer.as_mut()).await?,
+                        None => good,
+                    };
                     writer.write(good).await?;
                 }
                 Message::Quarantine(rows) => {
@@ -498,6 +523,9 @@ async fn transfer(
     // channels; left undropped, this stream's full channel would hold the
     // tap's other streams back meanwhile.
     drop(messages);
+    if let Some(rc) = &row_checker {
+        run.checks = load_results(spec.on_fail, rc);
+    }
     if let Err(e) = result {
         writer.abort().await;
         return Err(e);
@@ -516,7 +544,140 @@ async fn transfer(
         ))
         .into());
     }
-    Ok(())
+    table_checks(ctx, job, run).await
+}
+
+/// Row checks on one batch: the rows failing enforced checks stop the
+/// stream, go to quarantine or are loaded, per `on_fail`. Returns the rows
+/// to write.
+async fn apply_row_checks(
+    spec: &StreamSpec,
+    rc: &mut RowChecker,
+    batch: RecordBatch,
+    writer: &mut dyn sluice_core::connector::StreamWriter,
+) -> Result<RecordBatch> {
+    let failures = rc
+        .evaluate(&batch)
+        .map_err(|e| ConnectorError::Internal(format!("Stream `{}`: {e}", spec.id())))?;
+    let Some(f) = failures else {
+        return Ok(batch);
+    };
+    match spec.on_fail {
+        OnFail::Warn => Ok(batch),
+        OnFail::Stop => {
+            let bad = filter_record_batch(&batch, &f.mask)?;
+            let first_row = rows_as_json(&bad.slice(0, 1))?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let first = f.rows.first();
+            Err(ConnectorError::BadRecord {
+                location: RecordLocation {
+                    column: first.and_then(|r| r.column.clone()),
+                    value: first.and_then(|r| r.value.clone()),
+                    ..Default::default()
+                },
+                message: format!(
+                    "Stream `{}`: {} rows of a batch fail checks; the first, {first_row}: {}",
+                    spec.id(),
+                    bad.num_rows(),
+                    first.map(|r| r.reason.as_str()).unwrap_or_default()
+                ),
+                hint: Some("nothing of this batch was written; fix the data at the source, or set `on_fail: quarantine` on the stream to set failing rows aside (`on_fail: warn` loads them)".into()),
+            }
+            .into())
+        }
+        OnFail::Quarantine => {
+            let bad = filter_record_batch(&batch, &f.mask)?;
+            let mut q = QuarantineBuilder::default();
+            for (record, row) in rows_as_json(&bad)?.into_iter().zip(f.rows) {
+                q.push(&QuarantinedRow {
+                    column: row.column,
+                    value: row.value,
+                    reason: row.reason,
+                    record: Some(record),
+                    ..Default::default()
+                });
+            }
+            writer.quarantine(q.finish()?).await?;
+            Ok(filter_record_batch(&batch, &not(&f.mask)?)?)
+        }
+    }
+}
+
+/// The row checks' results at the end of a load. Enforced failures that
+/// were quarantined or loaded on purpose (`on_fail: quarantine | warn`)
+/// are warnings: the stream did what it was told.
+fn load_results(on_fail: OnFail, rc: &RowChecker) -> Vec<CheckResult> {
+    let mut results = rc.results();
+    if on_fail != OnFail::Stop {
+        for r in results.iter_mut().filter(|r| r.status == Status::Fail) {
+            r.status = Status::Warn;
+            r.message.push_str(match on_fail {
+                OnFail::Quarantine => "; quarantined",
+                _ => "; loaded (on_fail: warn)",
+            });
+        }
+    }
+    results
+}
+
+/// After the commit: the stream's table checks on the committed table. A
+/// failing one fails the stream unless `on_fail: warn` (the rows stay
+/// committed; the failure keeps what depends on the table from trusting
+/// it).
+async fn table_checks(ctx: &RunContext, job: &StreamJob, run: &mut StreamRun) -> Result<()> {
+    let checks: Vec<&Check> = job.checks.iter().filter(|c| !c.is_row_check()).collect();
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let Some(lake) = &job.check_lake else {
+        ctx.reporter.warn(&format!(
+            "{}: {} table checks not run: after a load, only tables in a lake are checked (its row checks ran)",
+            job.spec.id(),
+            checks.len()
+        ));
+        return Ok(());
+    };
+    run.progress.status("checking");
+    let backend = crate::quality::LakeBackend::new(lake, &ctx.run_id).await?;
+    let store = ctx.store.clone();
+    let history = move |id: &str, n: usize| crate::quality::history(&store, id, n);
+    let mut results = sluice_quality::run_table(
+        &backend,
+        &job.spec.table.to_string(),
+        &checks,
+        &history,
+        chrono::Utc::now(),
+    )
+    .await;
+    if job.spec.on_fail == OnFail::Warn {
+        for r in results.iter_mut().filter(|r| r.is_failure()) {
+            r.status = Status::Warn;
+        }
+    }
+    let failed: Vec<&CheckResult> = results.iter().filter(|r| r.is_failure()).collect();
+    let error = failed.first().map(|r| {
+        let more = if failed.len() > 1 {
+            format!(" (and {} more)", failed.len() - 1)
+        } else {
+            String::new()
+        };
+        crate::output::UserError::error(
+            format!(
+                "check `{}` {} after the load: {}{more}",
+                r.id,
+                if r.status == Status::Error { "could not run" } else { "failed" },
+                r.message
+            ),
+            Some("the rows are committed; fix the data and re-check with `sluice check`, or set `on_fail: warn` on the stream to only report".to_string()),
+        )
+    });
+    run.checks.extend(results);
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn on_commit(ctx: &RunContext, key: &str, c: Committed, counters: &mut Counters) -> Result<()> {
@@ -809,6 +970,8 @@ mod tests {
             }),
             full_refresh: false,
             state_key: "tap.orders".into(),
+            checks: Vec::new(),
+            check_lake: None,
         };
         let outcome = run_stream(&ctx, job).await;
         assert_eq!(outcome.status, RunStatus::Failed);

@@ -66,6 +66,22 @@ pub fn stream_checks(
     Ok(compile(&key, &spec.checks, &project.loaded.file)?)
 }
 
+/// The lake behind destination `name` (`lake` is the project's), or `None`
+/// when it is not a lake.
+pub fn lake_of_destination(project: &Project, name: &str) -> Result<Option<Lake>> {
+    if name == "lake" {
+        return Ok(Some(project.lake.clone()));
+    }
+    Ok(match project.config().destinations.0.get(name) {
+        Some(sluice_core::config::DestinationConfig::Lake(l)) => Some(Lake::from_config(
+            &project.dir,
+            Some(&l.url),
+            l.options.clone(),
+        )?),
+        _ => None,
+    })
+}
+
 /// The lake as a check backend (DataFusion).
 pub struct LakeBackend {
     lake: Lake,

@@ -78,6 +78,17 @@ pub async fn check(dir: Option<&Path>, args: &CheckArgs, reporter: &Reporter) ->
         move |t: &str| loaded.redact(t)
     };
     record(&store, &run_id, &results, &redact);
+    // What is printed and written in the report is redacted as well.
+    for r in results.iter_mut() {
+        r.message = redact(&r.message);
+        r.samples = r
+            .samples
+            .iter()
+            .map(|s| {
+                serde_json::from_str(&redact(&s.to_string())).unwrap_or(serde_json::Value::Null)
+            })
+            .collect();
+    }
     let summary = Summary::of(&results);
     let failed = summary.fail + summary.error > 0 || (args.warn_error && summary.warn > 0);
     let report_dir = project.state_dir().join("reports").join("checks");

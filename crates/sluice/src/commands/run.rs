@@ -47,13 +47,43 @@ pub async fn run(
                 build_destination(&project, Some(&dest_name))?,
             );
         }
+        let checks = crate::quality::stream_checks(&project, &spec, Some(dest_name.as_str()))?;
+        let check_lake = if checks.iter().any(|c| !c.is_row_check()) {
+            crate::quality::lake_of_destination(&project, &dest_name)?
+        } else {
+            None
+        };
         jobs.push(StreamJob {
             source: sources[&spec.source].clone(),
             destination: destinations[&dest_name].clone(),
             spec,
             full_refresh,
             state_key,
+            checks,
+            check_lake,
         });
+    }
+
+    // Every check's columns, against the tables that exist, before any data is read.
+    let lakes: Vec<&sluice_lake::Lake> =
+        jobs.iter().filter_map(|j| j.check_lake.as_ref()).collect();
+    if let Some(lake) = lakes.first() {
+        let backend = crate::quality::LakeBackend::new(lake, "validate").await?;
+        for job in jobs
+            .iter()
+            .filter(|j| j.check_lake.is_some() && !j.full_refresh)
+        {
+            let table = job.spec.table.to_string();
+            let renamed: Vec<sluice_quality::Check> = job
+                .checks
+                .iter()
+                .map(|c| sluice_quality::Check {
+                    table: table.clone(),
+                    ..c.clone()
+                })
+                .collect();
+            sluice_quality::validate(&backend, &renamed).await?;
+        }
     }
 
     let _lock = project.lock()?;
@@ -305,6 +335,28 @@ pub fn print_summary(reporter: &Reporter, run_id: &str, outcomes: &[StreamOutcom
                 thousands(o.rows_quarantined),
                 o.location
             );
+        }
+        let checked = o.checks.len();
+        if checked > 0 {
+            let bad: Vec<&sluice_quality::CheckResult> = o
+                .checks
+                .iter()
+                .filter(|r| r.status != sluice_quality::Status::Pass)
+                .collect();
+            crate::outln!(
+                "  {}: {} of {checked} checks passed{}",
+                o.stream,
+                checked - bad.len(),
+                if bad.is_empty() { "" } else { ":" }
+            );
+            for r in bad {
+                crate::outln!(
+                    "    {} {}: {}",
+                    r.status.as_str().to_uppercase(),
+                    r.id,
+                    r.message
+                );
+            }
         }
         if let Some(e) = &o.error {
             reporter.line(&format!("error: {}: {e}", o.stream));
