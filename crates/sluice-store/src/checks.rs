@@ -153,6 +153,27 @@ impl Store {
         Ok(out)
     }
 
+    /// The checks of `table` whose newest result (during or after a load,
+    /// or by `sluice check`; not dbt tests) failed or could not run, as
+    /// (check id, status, message).
+    pub fn failing_checks(&self, table: &str) -> Result<Vec<(String, String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT check_id, status, message FROM check_results AS r
+                 WHERE table_name = ?1 AND phase != 'dbt' AND severity = 'error'
+                   AND rowid = (SELECT rowid FROM check_results AS n WHERE n.check_id = r.check_id
+                                ORDER BY checked_at DESC, rowid DESC LIMIT 1)
+                   AND status IN ('fail', 'error')
+                 ORDER BY check_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
     /// The run id of the newest check results (of any phase).
     pub fn last_check_run(&self) -> Result<Option<String>> {
         self.conn
@@ -249,6 +270,19 @@ mod tests {
             2
         );
         assert_eq!(store.last_check_run().unwrap().as_deref(), Some("r3"));
+        // Only the newest result of each check counts.
+        let failing = store.failing_checks("shop.orders").unwrap();
+        assert_eq!(failing.len(), 1, "{failing:?}");
+        assert_eq!(failing[0].0, "shop.orders.not_null_id");
+        store
+            .record_checks(&[rec(
+                "r4",
+                "shop.orders.not_null_id",
+                "pass",
+                serde_json::json!(0),
+            )])
+            .unwrap();
+        assert!(store.failing_checks("shop.orders").unwrap().is_empty());
         assert_eq!(store.check_run("r2").unwrap().len(), 2);
     }
 }

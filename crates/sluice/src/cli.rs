@@ -87,6 +87,10 @@ pub struct CheckArgs {
     /// Exit with 1 on warnings too (for CI gates).
     #[arg(long)]
     pub warn_error: bool,
+    /// Leave out the dbt project's data tests (run with a `transform:`
+    /// section unless checks are selected).
+    #[arg(long)]
+    pub no_dbt: bool,
 }
 
 /// `sluice check …`.
@@ -400,6 +404,10 @@ pub struct TransformRunOptions {
     /// Stop at the first failure; the rest are skipped.
     #[arg(long, short = 'x')]
     pub fail_fast: bool,
+    /// Build models even from sources whose table failed a data-quality
+    /// check (they are held back otherwise).
+    #[arg(long)]
+    pub ignore_checks: bool,
 }
 
 /// dbt's flags, as `sluice transform` takes them.

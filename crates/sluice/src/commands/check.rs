@@ -29,13 +29,14 @@ pub async fn check(dir: Option<&Path>, args: &CheckArgs, reporter: &Reporter) ->
     let project = Project::load(dir)?;
     let all = project_checks(&project)?;
     let checks: Vec<&Check> = all.iter().filter(|c| selected(c, &args.select)).collect();
-    if all.is_empty() {
+    let with_dbt = project.config().transform.is_some() && !args.no_dbt && args.select.is_empty();
+    if all.is_empty() && !with_dbt {
         return Err(UserError::error(
             "the project declares no checks",
             Some("add `checks:` to a stream, or a top-level `checks:` map of tables (docs/quality.md)".to_string()),
         ));
     }
-    if checks.is_empty() {
+    if checks.is_empty() && !with_dbt {
         return Err(UserError::error(
             format!("no check matches `{}`", args.select.join(" ")),
             Some(
@@ -55,10 +56,10 @@ pub async fn check(dir: Option<&Path>, args: &CheckArgs, reporter: &Reporter) ->
         s.start_run(&run_id, "check")?;
     }
     let started = Instant::now();
-    let mut tables: Vec<&str> = Vec::new();
+    let mut tables: Vec<String> = Vec::new();
     for c in &checks {
-        if !tables.contains(&c.table.as_str()) {
-            tables.push(&c.table);
+        if !tables.contains(&c.table) {
+            tables.push(c.table.clone());
         }
     }
     let spinner = Spinner::new(reporter, "checks");
@@ -68,10 +69,21 @@ pub async fn check(dir: Option<&Path>, args: &CheckArgs, reporter: &Reporter) ->
     let hist = move |id: &str, n: usize| history(&hist_store, id, n);
     for t in &tables {
         spinner.status(&format!("checking {t}"));
-        let of_table: Vec<&Check> = checks.iter().copied().filter(|c| c.table == *t).collect();
+        let of_table: Vec<&Check> = checks.iter().copied().filter(|c| &c.table == t).collect();
         results.extend(run_table(&backend, t, &of_table, &hist, now).await);
     }
     drop(spinner);
+    if with_dbt {
+        // The dbt project's data tests, on its own engine, in the same format.
+        if let Some(dbt) = crate::commands::transform::dbt_checks(dir, &run_id, reporter).await? {
+            for r in &dbt {
+                if !tables.contains(&r.table) {
+                    tables.push(r.table.clone());
+                }
+            }
+            results.extend(dbt);
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     let redact = {
         let loaded = project.loaded.clone();

@@ -13,7 +13,7 @@ pub mod singer_target;
 pub mod sql;
 mod state;
 mod tables;
-mod transform;
+pub mod transform;
 
 use std::process::ExitCode;
 

@@ -25,6 +25,7 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 use sluice_core::config::{DestinationConfig, TransformConfig};
 use sluice_lake::Lake;
+use sluice_quality::{CheckResult, Phase, Status as QStatus};
 use sluice_transform::engine::Engine;
 use sluice_transform::engine::lake::LakeEngine;
 use sluice_transform::engine::postgres::PgEngine;
@@ -431,6 +432,11 @@ async fn run_command(
     if command != Command::Seed {
         warn_missing_sources(&l, &chosen, engine.as_ref(), reporter).await;
     }
+    let chosen = if o.ignore_checks {
+        chosen
+    } else {
+        hold_back_failing_sources(&l, chosen, reporter)?
+    };
     let opts = RunOptions {
         full_refresh: o.full_refresh,
         selected: Some(chosen.into_iter().collect()),
@@ -502,6 +508,15 @@ async fn run_command(
     });
     let rr = artifacts::run_results_json(&results, &run_id, engine.kind(), args);
     write_artifact(&l.project, "run_results.json", &rr)?;
+    // dbt tests join the Sluice project's check history, in its format.
+    if let Some(sluice) = &l.sluice {
+        let checks = tests_as_checks(&l, &results);
+        if !checks.is_empty() {
+            let store = std::sync::Mutex::new(sluice.store()?);
+            let loaded = sluice.loaded.clone();
+            crate::quality::record(&store, &run_id, &checks, &move |t: &str| loaded.redact(t));
+        }
+    }
     if json {
         crate::outln!("{}", serde_json::to_string_pretty(&rr)?);
     } else {
@@ -543,6 +558,171 @@ async fn run_command(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Sources whose table failed a check (its newest result, error severity)
+/// hold back every node built from them: a failed check on a load blocks
+/// what depends on it. The nodes left out are named, with the check.
+fn hold_back_failing_sources(
+    l: &Loaded,
+    chosen: Vec<String>,
+    reporter: &Reporter,
+) -> Result<Vec<String>> {
+    let Some(sluice) = &l.sluice else {
+        return Ok(chosen);
+    };
+    let store = sluice.store()?;
+    let mut blocked: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for ((source, table), node) in &l.manifest.sources {
+        let name = format!("{}.{}", node.relation.schema, node.relation.identifier);
+        let failing = store.failing_checks(&name)?;
+        let Some((check, status, message)) = failing.first() else {
+            continue;
+        };
+        let downstream = select(
+            &l.manifest,
+            &[format!("source:{source}.{table}+")],
+            &[],
+            None,
+            true,
+        )
+        .map_err(user)?;
+        let held: Vec<&String> = chosen.iter().filter(|n| downstream.contains(*n)).collect();
+        if held.is_empty() {
+            continue;
+        }
+        reporter.warn(&format!(
+            "not building {} ({}): source `{source}.{table}` (`{name}`) has a {} check `{check}`: {message}",
+            if held.len() == 1 { "1 node".to_string() } else { format!("{} nodes", held.len()) },
+            held.iter().take(5).map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            if status == "error" { "broken" } else { "failing" },
+        ));
+        reporter.info("hint: fix the data and re-check (`sluice check`), or pass `--ignore-checks` to build anyway");
+        blocked.extend(downstream);
+    }
+    Ok(chosen
+        .into_iter()
+        .filter(|n| !blocked.contains(n))
+        .collect())
+}
+
+/// The data tests of a run as check results (phase `dbt`): the check id is
+/// `<tested table>.<test name>`.
+fn tests_as_checks(l: &Loaded, results: &runner::RunResults) -> Vec<CheckResult> {
+    results
+        .results
+        .iter()
+        .filter(|r| r.kind == NodeKind::Test)
+        .map(|r| {
+            let node = l.manifest.nodes.get(&r.name);
+            let info = node.and_then(|n| n.test.as_ref());
+            let table = info
+                .and_then(|t| t.attached.as_deref())
+                .and_then(|a| match a.split_once('.') {
+                    Some((src, tbl)) => l
+                        .manifest
+                        .sources
+                        .get(&(src.to_string(), tbl.to_string()))
+                        .map(|s| &s.relation),
+                    None => l.manifest.nodes.get(a).map(|n| &n.relation),
+                })
+                .map(|rel| {
+                    if rel.schema.is_empty() {
+                        rel.identifier.clone()
+                    } else {
+                        format!("{}.{}", rel.schema, rel.identifier)
+                    }
+                })
+                .unwrap_or_else(|| l.project.name.clone());
+            let status = match r.status {
+                Status::Pass | Status::Success => QStatus::Pass,
+                Status::Warn => QStatus::Warn,
+                Status::Fail => QStatus::Fail,
+                Status::Error | Status::Skipped => QStatus::Error,
+            };
+            CheckResult {
+                id: format!("{table}.{}", r.name),
+                name: r.name.clone(),
+                table,
+                kind: info
+                    .and_then(|t| t.generic.clone())
+                    .map(|g| format!("dbt:{g}"))
+                    .unwrap_or_else(|| "dbt:singular".into()),
+                columns: info
+                    .and_then(|t| t.column_name.clone())
+                    .into_iter()
+                    .collect(),
+                severity: if r.status == Status::Warn {
+                    sluice_core::config::Severity::Warn
+                } else {
+                    sluice_core::config::Severity::Error
+                },
+                status,
+                phase: Phase::Dbt,
+                observed: r
+                    .failures
+                    .map_or(serde_json::Value::Null, serde_json::Value::from),
+                expected: "no failing rows (dbt data test)".into(),
+                failing_rows: r.failures,
+                total_rows: None,
+                message: if r.status == Status::Skipped {
+                    "skipped: something it depends on failed".into()
+                } else {
+                    r.message.clone()
+                },
+                samples: Vec::new(),
+                stored_failures: None,
+                duration_ms: r.execution_time * 1e3,
+                defined_at: node.map(|n| l.project.dir.join(&n.path).display().to_string()),
+                description: None,
+            }
+        })
+        .collect()
+}
+
+/// `sluice check`'s part of the dbt project: its data tests, run on its
+/// engine, as check results (`None` when the project has no `transform:`).
+pub async fn dbt_checks(
+    dir: Option<&Path>,
+    run_id: &str,
+    reporter: &Reporter,
+) -> Result<Option<Vec<CheckResult>>> {
+    let o = TransformOptions {
+        profiles_dir: None,
+        target: None,
+        vars: None,
+        select: Vec::new(),
+        exclude: Vec::new(),
+        state: None,
+    };
+    let l = load(dir, &o, (run_id, false)).await?;
+    if !l.manifest.nodes.values().any(|n| n.kind == NodeKind::Test) {
+        return Ok(Some(Vec::new()));
+    }
+    let chosen = selected(&l, &o, true)?;
+    let engine = engine_for(&l, run_id).await?;
+    reporter.info(&format!(
+        "dbt tests of `{}` on {} ({})",
+        l.project.name,
+        engine.kind(),
+        engine.describe()
+    ));
+    let opts = RunOptions {
+        full_refresh: false,
+        selected: Some(chosen.into_iter().collect()),
+        fail_fast: false,
+    };
+    let results = runner::execute(
+        &l.manifest,
+        &l.project.dir,
+        &l.project.target_path,
+        engine.as_ref(),
+        Command::Test,
+        &opts,
+        &mut |_e: Event<'_>| {},
+    )
+    .await;
+    Ok(Some(tests_as_checks(&l, &results)))
 }
 
 /// Write many small files (compiled SQL): each folder made once, the

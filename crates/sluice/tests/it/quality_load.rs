@@ -176,3 +176,151 @@ fn a_check_on_a_missing_column_is_a_located_error_before_any_row_moves() {
     let tables = p.ok(&["tables"]);
     assert!(!tables.contains("shop.orders "), "{tables}");
 }
+
+#[test]
+fn dbt_data_tests_run_with_sluice_check_in_the_same_result_format() {
+    let p = Project::new(
+        "sources:
+  raw:
+    type: files
+    path: data/orders.csv
+    stream: orders
+    checks:
+      - not_null: id
+transform:
+  project_dir: dbt
+  schema: analytics
+checks:
+  analytics.big_orders:
+    - row_count: {min: 1}
+",
+    );
+    p.write(
+        "data/orders.csv",
+        "id,status,amount\n1,placed,10\n2,lost,20\n3,placed,30\n3,placed,40\n",
+    );
+    p.write("dbt/dbt_project.yml", "name: t\nprofile: t\n");
+    p.write(
+        "dbt/models/schema.yml",
+        "version: 2
+sources:
+  - name: raw
+    tables:
+      - name: orders
+        columns:
+          - name: id
+            data_tests: [unique]
+models:
+  - name: big_orders
+    columns:
+      - name: status
+        data_tests:
+          - accepted_values:
+              values: [placed]
+              config: {severity: warn}
+",
+    );
+    p.write(
+        "dbt/models/big_orders.sql",
+        "select id, status, amount from {{ source('raw', 'orders') }} where amount > 15",
+    );
+    p.ok(&["run"]);
+    p.ok(&["transform", "run"]);
+    let out = p.run(&["--json", "check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the unique test fails: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let results = report["results"].as_array().expect("results");
+    let find = |phase: &str, id_part: &str| {
+        results
+            .iter()
+            .find(|r| r["phase"] == phase && r["id"].as_str().unwrap_or_default().contains(id_part))
+            .unwrap_or_else(|| panic!("no {phase} result like {id_part}: {report:#}"))
+    };
+    assert_eq!(find("table", "raw.orders.not_null_id")["status"], "pass");
+    assert_eq!(
+        find("table", "analytics.big_orders.row_count")["observed"],
+        3
+    );
+    let unique = find("dbt", "raw.orders.source_unique_raw_orders_id");
+    assert_eq!(unique["kind"], "dbt:unique");
+    assert_eq!(unique["status"], "fail");
+    assert_eq!(unique["failing_rows"], 1);
+    let accepted = find(
+        "dbt",
+        "analytics.big_orders.accepted_values_big_orders_status",
+    );
+    assert_eq!(accepted["status"], "warn", "{accepted:#}");
+    assert_eq!(report["summary"]["fail"], 1, "{report:#}");
+    // `--no-dbt` leaves them out; `transform test` records them too.
+    assert!(
+        p.json(&["check", "--no-dbt"])["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["phase"] != "dbt")
+    );
+    let _ = p.run(&["transform", "test"]);
+    let h = p.json(&["check", "history", "raw.orders.source_unique_raw_orders_id"]);
+    assert_eq!(h.as_array().map(Vec::len), Some(2), "{h:#}");
+}
+
+#[test]
+fn a_failed_check_on_a_source_table_holds_back_the_models_built_from_it() {
+    let p = Project::new(
+        "sources:
+  raw:
+    type: files
+    path: data/orders*.csv
+    stream: orders
+    on_fail: quarantine
+    checks:
+      - unique: id
+  crm:
+    type: files
+    path: data/customers.csv
+    stream: customers
+transform:
+  project_dir: dbt
+",
+    );
+    p.write("data/orders1.csv", "id,amount\n1,10\n2,20\n2,30\n");
+    p.write("data/customers.csv", "id,name\n1,Ada\n");
+    p.write("dbt/dbt_project.yml", "name: t\nprofile: t\n");
+    p.write(
+        "dbt/models/sources.yml",
+        "version: 2\nsources:\n  - name: raw\n    tables: [{name: orders}]\n  - name: crm\n    tables: [{name: customers}]\n",
+    );
+    p.write(
+        "dbt/models/order_totals.sql",
+        "select sum(amount) as total from {{ source('raw', 'orders') }}",
+    );
+    p.write(
+        "dbt/models/big_totals.sql",
+        "select * from {{ ref('order_totals') }} where total > 0",
+    );
+    p.write(
+        "dbt/models/people.sql",
+        "select name from {{ source('crm', 'customers') }}",
+    );
+    // The duplicate id fails the table check after the load.
+    let s = p.run_json(&[], "raw.orders");
+    assert_eq!(s["status"], "failed", "{s:#}");
+    let out = p.run(&["transform", "run"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("not building 2 nodes (order_totals, big_totals): source `raw.orders`"),
+        "{err}"
+    );
+    assert!(err.contains("raw.orders.unique_id"), "{err}");
+    assert_eq!(p.scalar("SELECT count(*) FROM main.people"), 1);
+    assert!(!p.ok(&["tables"]).contains("order_totals"));
+    // Forced, or once the data is fixed and re-checked, they build.
+    p.ok(&["transform", "run", "--ignore-checks"]);
+    assert_eq!(p.scalar("SELECT total FROM main.order_totals"), 60);
+}
