@@ -73,8 +73,9 @@ pub struct StreamJob {
     /// The stream's data-quality checks, compiled: row checks run on each
     /// batch, the others on the committed table.
     pub checks: Vec<Check>,
-    /// The lake the table lands in, when it does (table checks run there).
-    pub check_lake: Option<sluice_lake::Lake>,
+    /// Where the table's checks run after the load (a lake or a PostgreSQL
+    /// database); `None` when they cannot.
+    pub check_place: Option<crate::quality::CheckPlace>,
 }
 
 /// What one stream did.
@@ -631,21 +632,24 @@ async fn table_checks(ctx: &RunContext, job: &StreamJob, run: &mut StreamRun) ->
     if checks.is_empty() {
         return Ok(());
     }
-    let Some(lake) = &job.check_lake else {
+    let Some(place) = &job.check_place else {
         ctx.reporter.warn(&format!(
-            "{}: {} table checks not run: after a load, only tables in a lake are checked (its row checks ran)",
+            "{}: {} table checks not run: after a load, only tables in a lake or in PostgreSQL are checked (its row checks ran)",
             job.spec.id(),
             checks.len()
         ));
         return Ok(());
     };
     run.progress.status("checking");
-    let backend = crate::quality::LakeBackend::new(lake, &ctx.run_id).await?;
+    let backend = place.backend(&ctx.run_id).await?;
     let store = ctx.store.clone();
     let history = move |id: &str, n: usize| crate::quality::history(&store, id, n);
+    // The table as the place knows it: the checks' key without its destination.
+    let key = &checks[0].table;
+    let table = key.split_once(':').map_or(key.as_str(), |(_, t)| t);
     let mut results = sluice_quality::run_table(
-        &backend,
-        &job.spec.table.to_string(),
+        backend.as_ref(),
+        table,
         &checks,
         &history,
         chrono::Utc::now(),
@@ -971,7 +975,7 @@ mod tests {
             full_refresh: false,
             state_key: "tap.orders".into(),
             checks: Vec::new(),
-            check_lake: None,
+            check_place: None,
         };
         let outcome = run_stream(&ctx, job).await;
         assert_eq!(outcome.status, RunStatus::Failed);

@@ -11,8 +11,9 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::Value;
+use sluice_connectors::postgres::{PgConnector, PgDestination};
 use sluice_core::TableName;
-use sluice_core::config::{OnError, WriteMode};
+use sluice_core::config::{DestinationConfig, OnError, WriteMode};
 use sluice_core::connector::{Checkpoint, Destination, WriteRequest};
 use sluice_lake::{Lake, LakeDestination, QueryEngine};
 use sluice_quality::sql::quote_table;
@@ -35,7 +36,7 @@ pub fn project_checks(project: &Project) -> Result<Vec<Check>> {
         .stream_checks()
         .map_err(|m| UserError::error(format!("{}: {m}", file.display()), None))?;
     for d in declared {
-        let key = table_key(&d.table, d.destination.as_deref());
+        let key = table_key(project, &d.table, d.destination.as_deref());
         out.extend(compile(&key, &d.checks, file)?);
     }
     for (table, list) in &config.checks {
@@ -48,11 +49,185 @@ pub fn project_checks(project: &Project) -> Result<Vec<Check>> {
 }
 
 /// How checks name a table: `schema.table` in the lake,
-/// `<destination>:schema.table` elsewhere.
-pub fn table_key(table: &TableName, destination: Option<&str>) -> String {
+/// `<destination>:schema.table` elsewhere — for a PostgreSQL destination,
+/// the table as it is in the database (its `schema:` applied).
+pub fn table_key(project: &Project, table: &TableName, destination: Option<&str>) -> String {
     match destination {
         None | Some("lake") => table.to_string(),
-        Some(d) => format!("{d}:{table}"),
+        Some(d) => match project.config().destinations.0.get(d) {
+            Some(DestinationConfig::Postgres(pg)) => match &pg.schema {
+                Some(schema) => format!("{d}:{schema}.{}", table.name),
+                None => format!("{d}:{table}"),
+            },
+            _ => format!("{d}:{table}"),
+        },
+    }
+}
+
+/// Where the checks of a table run.
+pub enum CheckPlace {
+    /// A lake (the project's or a `type: lake` destination's).
+    Lake(Lake),
+    /// A `type: postgres` destination's database.
+    Postgres {
+        /// The destination's name.
+        name: String,
+        /// Its settings.
+        config: sluice_core::config::PostgresDestination,
+    },
+}
+
+impl CheckPlace {
+    /// The place of the table keyed `key`, and the table's name there.
+    pub fn of_key(project: &Project, key: &str) -> Result<(CheckPlace, String)> {
+        match key.split_once(':') {
+            None => Ok((CheckPlace::Lake(project.lake.clone()), key.to_string())),
+            Some((dest, table)) => Ok((CheckPlace::of_destination(project, dest)?.ok_or_else(|| {
+                UserError::error(
+                    format!("checks on `{key}`: destination `{dest}` is neither a lake nor PostgreSQL"),
+                    Some("checks run on tables in the lake or in a `type: postgres` destination".to_string()),
+                )
+            })?, table.to_string())),
+        }
+    }
+
+    /// The place of destination `name` (`lake`: the project's), `None` when
+    /// checks cannot run there (files, Singer targets).
+    pub fn of_destination(project: &Project, name: &str) -> Result<Option<CheckPlace>> {
+        if name == "lake" {
+            return Ok(Some(CheckPlace::Lake(project.lake.clone())));
+        }
+        Ok(match project.config().destinations.0.get(name) {
+            Some(DestinationConfig::Lake(l)) => Some(CheckPlace::Lake(Lake::from_config(
+                &project.dir,
+                Some(&l.url),
+                l.options.clone(),
+            )?)),
+            Some(DestinationConfig::Postgres(pg)) => Some(CheckPlace::Postgres {
+                name: name.to_string(),
+                config: pg.clone(),
+            }),
+            None if !project.config().destinations.0.contains_key(name) => {
+                return Err(UserError::error(
+                    format!("checks name destination `{name}`, which is not in `destinations:`"),
+                    Some("key the table as `<destination>:schema.table` with a destination of sluice.yml, or `schema.table` for the lake".to_string()),
+                ));
+            }
+            _ => None,
+        })
+    }
+
+    /// A backend over this place.
+    pub async fn backend(&self, run_id: &str) -> Result<Box<dyn Backend>> {
+        Ok(match self {
+            CheckPlace::Lake(lake) => Box::new(LakeBackend::new(lake, run_id).await?),
+            CheckPlace::Postgres { name, config } => Box::new(PgBackend::new(name, config).await?),
+        })
+    }
+}
+
+/// A PostgreSQL destination's database as a check backend.
+pub struct PgBackend {
+    name: String,
+    client: tokio_postgres::Client,
+    schemas: PgDestination,
+}
+
+impl PgBackend {
+    /// Connect to destination `name`.
+    pub async fn new(
+        name: &str,
+        config: &sluice_core::config::PostgresDestination,
+    ) -> Result<PgBackend> {
+        let connector = PgConnector::from_url(&config.url)?;
+        let client = connector.connect().await?;
+        // Table names in check keys are literal: no `schema:` rewriting.
+        let literal = sluice_core::config::PostgresDestination {
+            schema: None,
+            ..config.clone()
+        };
+        Ok(PgBackend {
+            name: name.to_string(),
+            client,
+            schemas: PgDestination::new(name, &literal)?,
+        })
+    }
+
+    async fn json_rows(&self, sql: &str, limit: Option<usize>) -> Result<Vec<Value>, String> {
+        let sql = sql.trim().trim_end_matches(';');
+        let lim = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        let rows = self
+            .client
+            .query(
+                &format!("SELECT row_to_json(q)::text FROM ({sql}) AS q{lim}"),
+                &[],
+            )
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => db.message().to_string(),
+                None => e.to_string(),
+            })?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get(0).map_err(|e| e.to_string())?;
+                serde_json::from_str(&text).map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn table_sql(&self, table: &str) -> String {
+        quote_table(table.split_once(':').map_or(table, |(_, t)| t))
+    }
+
+    async fn schema(&self, table: &str) -> Result<Option<SchemaRef>, String> {
+        let table = table.split_once(':').map_or(table, |(_, t)| t);
+        let name = TableName::parse(table, "public").map_err(|e| format!("`{table}`: {e}"))?;
+        self.schemas
+            .table_schema(&name)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn query_row(&self, sql: &str) -> Result<Vec<Option<String>>, String> {
+        let rows = self.json_rows(sql, Some(1)).await?;
+        let Some(Value::Object(row)) = rows.into_iter().next() else {
+            return Ok(Vec::new());
+        };
+        Ok(row
+            .into_iter()
+            .map(|(_, v)| match v {
+                Value::Null => None,
+                Value::String(s) => Some(s),
+                other => Some(other.to_string()),
+            })
+            .collect())
+    }
+
+    async fn query_rows(&self, sql: &str) -> Result<Vec<Value>, String> {
+        self.json_rows(sql, None).await
+    }
+
+    async fn store_failures(&self, check: &Check, sql: &str) -> Result<String, String> {
+        let table = sluice_core::names::sanitize_identifier(&check.id.replace(['.', ':'], "__"));
+        let sql = sql.trim().trim_end_matches(';');
+        self.client
+            .batch_execute(&format!(
+                "BEGIN; CREATE SCHEMA IF NOT EXISTS {schema}; DROP TABLE IF EXISTS {schema}.\"{table}\"; CREATE TABLE {schema}.\"{table}\" AS {sql}; COMMIT;",
+                schema = FAILURES_SCHEMA
+            ))
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => db.message().to_string(),
+                None => e.to_string(),
+            })?;
+        Ok(format!("{}:{FAILURES_SCHEMA}.{table}", self.name))
     }
 }
 
@@ -62,24 +237,8 @@ pub fn stream_checks(
     spec: &sluice_core::config::StreamSpec,
     destination: Option<&str>,
 ) -> Result<Vec<Check>> {
-    let key = table_key(&spec.table, destination);
+    let key = table_key(project, &spec.table, destination);
     Ok(compile(&key, &spec.checks, &project.loaded.file)?)
-}
-
-/// The lake behind destination `name` (`lake` is the project's), or `None`
-/// when it is not a lake.
-pub fn lake_of_destination(project: &Project, name: &str) -> Result<Option<Lake>> {
-    if name == "lake" {
-        return Ok(Some(project.lake.clone()));
-    }
-    Ok(match project.config().destinations.0.get(name) {
-        Some(sluice_core::config::DestinationConfig::Lake(l)) => Some(Lake::from_config(
-            &project.dir,
-            Some(&l.url),
-            l.options.clone(),
-        )?),
-        _ => None,
-    })
 }
 
 /// The lake as a check backend (DataFusion).
@@ -112,15 +271,11 @@ impl Backend for LakeBackend {
     }
 
     fn table_sql(&self, table: &str) -> String {
-        quote_table(table)
+        quote_table(table.split_once(':').map_or(table, |(_, t)| t))
     }
 
     async fn schema(&self, table: &str) -> Result<Option<SchemaRef>, String> {
-        if table.contains(':') {
-            return Err(format!(
-                "`{table}` is in a destination other than the lake; checks on PostgreSQL tables run during loads (row checks) only, for now"
-            ));
-        }
+        let table = table.split_once(':').map_or(table, |(_, t)| t);
         let reference = datafusion::common::TableReference::from(table);
         match self.engine.context().table_provider(reference).await {
             Ok(p) => Ok(Some(p.schema())),

@@ -48,8 +48,8 @@ pub async fn run(
             );
         }
         let checks = crate::quality::stream_checks(&project, &spec, Some(dest_name.as_str()))?;
-        let check_lake = if checks.iter().any(|c| !c.is_row_check()) {
-            crate::quality::lake_of_destination(&project, &dest_name)?
+        let check_place = if checks.iter().any(|c| !c.is_row_check()) {
+            crate::quality::CheckPlace::of_destination(&project, &dest_name)?
         } else {
             None
         };
@@ -60,29 +60,15 @@ pub async fn run(
             full_refresh,
             state_key,
             checks,
-            check_lake,
+            check_place,
         });
     }
 
     // Every check's columns, against the tables that exist, before any data is read.
-    let lakes: Vec<&sluice_lake::Lake> =
-        jobs.iter().filter_map(|j| j.check_lake.as_ref()).collect();
-    if let Some(lake) = lakes.first() {
-        let backend = crate::quality::LakeBackend::new(lake, "validate").await?;
-        for job in jobs
-            .iter()
-            .filter(|j| j.check_lake.is_some() && !j.full_refresh)
-        {
-            let table = job.spec.table.to_string();
-            let renamed: Vec<sluice_quality::Check> = job
-                .checks
-                .iter()
-                .map(|c| sluice_quality::Check {
-                    table: table.clone(),
-                    ..c.clone()
-                })
-                .collect();
-            sluice_quality::validate(&backend, &renamed).await?;
+    for job in jobs.iter().filter(|j| !j.full_refresh) {
+        if let Some(place) = &job.check_place {
+            let backend = place.backend("validate").await?;
+            sluice_quality::validate(backend.as_ref(), &job.checks).await?;
         }
     }
 
