@@ -14,6 +14,7 @@ mod malformed;
 mod mysql;
 mod pg_source;
 mod plugins;
+mod quality;
 mod postgres_dest;
 mod quickstart;
 mod s3;
