@@ -126,7 +126,8 @@ pub async fn run_table(
     let n_fused = bound.iter().filter(|c| is_fused(c)).count().max(1);
     let mut values: Vec<Vec<(Measure, Option<String>)>> = vec![Vec::new(); bound.len()];
     let mut rows_total: Option<u64> = None;
-    let scan_error = match row {
+    let mut scan_errors: Vec<Option<String>> = vec![None; bound.len()];
+    match row {
         Ok(row) => {
             for (m, v) in fused.measures.iter().zip(row) {
                 match m {
@@ -137,10 +138,39 @@ pub async fn run_table(
                     | Measure::Value(i) => values[*i].push((m.clone(), v)),
                 }
             }
-            None
         }
-        Err(e) => Some(e),
-    };
+        Err(e) => {
+            // One check's SQL (an expression, a `where:`, a list of values
+            // the engine cannot compare) fails the whole scan: scan again
+            // check by check, so that only the broken ones are errors.
+            let fused_checks: Vec<usize> =
+                (0..bound.len()).filter(|&i| is_fused(bound[i])).collect();
+            if fused_checks.len() <= 1 {
+                for i in fused_checks {
+                    scan_errors[i] = Some(e.clone());
+                }
+            } else {
+                for i in fused_checks {
+                    let one = fused_query(&table_sql, &[bound[i]], d);
+                    match backend.query_row(&one.sql).await {
+                        Ok(row) => {
+                            for (m, v) in one.measures.iter().zip(row) {
+                                match m {
+                                    Measure::Rows => {
+                                        rows_total = v.as_deref().and_then(parse_u64);
+                                    }
+                                    // Indexed 0 in its own query; `get` below
+                                    // matches by kind of measure only.
+                                    _ => values[i].push((m.clone(), v)),
+                                }
+                            }
+                        }
+                        Err(e) => scan_errors[i] = Some(e),
+                    }
+                }
+            }
+        }
+    }
     for (bi, c) in bound.iter().enumerate() {
         let slot = checks
             .iter()
@@ -148,9 +178,7 @@ pub async fn run_table(
             .unwrap_or(bi);
         let mut r = CheckResult::new(c, Phase::Table);
         let t0 = Instant::now();
-        if is_fused(c)
-            && let Some(e) = &scan_error
-        {
+        if let Some(e) = &scan_errors[bi] {
             results[slot] = Some(CheckResult::errored(c, Phase::Table, e.clone()));
             continue;
         }
