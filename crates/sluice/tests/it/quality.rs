@@ -217,7 +217,10 @@ fn every_kind_reports_status_failing_rows_samples_and_observed_values() {
         "ABCDEFGHIJK-7"
     );
     assert_eq!(result(&rep, "src.orders.not_forty")["samples"][0]["id"], 4);
-    assert_eq!(result(&rep, "src.orders.big_amounts")["samples"][0]["id"], 8);
+    assert_eq!(
+        result(&rep, "src.orders.big_amounts")["samples"][0]["id"],
+        8
+    );
     let r = result(&rep, "src.orders.relationships_customer_id");
     assert_eq!(r["samples"][0]["customer_id"], 9, "{r:#}");
     assert_eq!(r["samples"][0]["id"], 6);
@@ -337,7 +340,12 @@ fn severity_thresholds_and_mostly_judge_as_dbt_does() {
         );
     }
     // Only warnings: exit 0, or 1 with --warn-error.
-    let warns = ["--select", "src.t.sev_warn", "--select", "src.t.warn_over_2"];
+    let warns = [
+        "--select",
+        "src.t.sev_warn",
+        "--select",
+        "src.t.warn_over_2",
+    ];
     let (code, rep) = check(&p, &warns);
     assert_eq!(code, 0, "{rep:#}");
     assert_eq!(rep["summary"]["warn"], 2);
@@ -346,7 +354,10 @@ fn severity_thresholds_and_mostly_judge_as_dbt_does() {
     let (code, _) = check(&p, &strict);
     assert_eq!(code, 1, "--warn-error fails on warnings");
     // Passing and warning only: still 0.
-    let (code, _) = check(&p, &["-s", "src.t.both_over_5", "-s", "src.t.mostly_80_warn"]);
+    let (code, _) = check(
+        &p,
+        &["-s", "src.t.both_over_5", "-s", "src.t.mostly_80_warn"],
+    );
     assert_eq!(code, 0);
 }
 
@@ -380,9 +391,7 @@ fn store_failures_keeps_at_most_limit_rows_in_the_lake() {
     assert!(table.starts_with("checks."), "{table}");
     assert_eq!(p.scalar(&format!("SELECT count(*) FROM {table}")), 2);
     assert_eq!(
-        p.scalar(&format!(
-            "SELECT count(*) FROM {table} WHERE amount >= 0"
-        )),
+        p.scalar(&format!("SELECT count(*) FROM {table} WHERE amount >= 0")),
         0,
         "only failing rows are stored"
     );
@@ -539,7 +548,10 @@ fn report_files_are_written_and_rewritten() {
     assert_eq!(code, 1);
     let dir = p.path().join(".sluice/reports/checks");
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
-    assert!(html.contains("src.orders.not_null_email"), "html names failing checks");
+    assert!(
+        html.contains("src.orders.not_null_email"),
+        "html names failing checks"
+    );
     assert!(html.contains("src.orders.relationships_customer_id"));
     let json: Value =
         serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
@@ -605,7 +617,8 @@ fn config_errors_are_located_and_stop_before_data() {
     let err = config_error(&p, 7, &[]);
     assert!(err.contains("invalid regex"), "{err}");
     // A malformed warn_if.
-    let p = loaded_then("      - not_null: id\n      - not_null: {column: amount, warn_if: '>>1'}\n");
+    let p =
+        loaded_then("      - not_null: id\n      - not_null: {column: amount, warn_if: '>>1'}\n");
     let err = config_error(&p, 8, &[]);
     assert!(err.contains("warn_if"), "{err}");
     // An unknown kind.
@@ -724,4 +737,124 @@ checks:
     // Selecting only the map's check on the loaded table.
     let (code, rep) = check(&p, &["-s", "src.t.row_count"]);
     assert_eq!(code, 0, "{rep:#}");
+}
+
+#[test]
+fn one_broken_check_errors_alone_and_mixed_value_lists_compare_as_text() {
+    let p = Project::new(
+        r#"sources:
+  src:
+    type: files
+    path: data/t.csv
+    stream: t
+    checks:
+      - not_null: id
+      - accepted_values: {column: status, values: [a, b, 1]}
+      - expression: {query: "amountt > 0", name: typo}
+      - mean: {column: amount, min: 0}
+"#,
+    );
+    p.write("data/t.csv", "id,status,amount\n1,a,1\n2,1,2\n3,c,3\n");
+    p.ok(&["run"]);
+    let (code, rep) = check(&p, &[]);
+    assert_eq!(code, 1, "{rep:#}");
+    // Texts and a number: `1` is accepted as the text "1"; `c` is not.
+    assert_eq!(
+        verdict(&rep, "src.t.accepted_values_status"),
+        ("fail".to_string(), Some(1)),
+        "{:#}",
+        result(&rep, "src.t.accepted_values_status")
+    );
+    assert_eq!(
+        result(&rep, "src.t.accepted_values_status")["samples"][0]["status"],
+        "c"
+    );
+    // The expression names a column that does not exist: it alone errors.
+    let r = result(&rep, "src.t.typo");
+    assert_eq!(r["status"], "error", "{r:#}");
+    assert!(r["message"].as_str().unwrap().contains("amountt"), "{r:#}");
+    assert_eq!(
+        verdict(&rep, "src.t.not_null_id"),
+        ("pass".to_string(), Some(0))
+    );
+    assert_eq!(result(&rep, "src.t.mean_amount")["status"], "pass");
+    assert_eq!(result(&rep, "src.t.mean_amount")["observed"], 2.0);
+    assert_eq!(rep["summary"]["error"], 1);
+}
+
+#[test]
+fn history_shows_observed_values_in_any_script() {
+    let p = Project::new(
+        "sources:\n  src:\n    type: files\n    path: data/t.csv\n    stream: t\n    checks:\n      - schema: {detect_changes: true}\n",
+    );
+    // The observed columns as JSON put a two-byte character across the
+    // 24th byte, where the table cuts it.
+    p.write("data/t.csv", "xy,ääääää\n1,a\n");
+    p.ok(&["run"]);
+    p.ok(&["check"]);
+    let out = p.ok(&["check", "history"]);
+    assert!(out.contains("src.t.schema"), "{out}");
+    assert!(out.contains("ääääää"), "{out}");
+    let h = p.json(&["check", "history", "src.t.schema"]);
+    assert_eq!(h[0]["observed"]["ääääää"], "string", "{h:#}");
+}
+
+#[test]
+fn where_limits_the_rows_checked_and_sql_may_end_with_a_semicolon() {
+    let p = Project::new(
+        r#"sources:
+  src:
+    type: files
+    path: data/t.csv
+    stream: t
+    checks:
+      - range: {column: amount, min: 0, where: "cat = 'x'", name: x_non_negative}
+      - not_null: {column: amount, where: "cat = 'x'", name: x_has_amount}
+      - row_count: {min: 3, where: "cat = 'x'", name: x_rows}
+      - range: {column: amount, min: 0, name: all_non_negative}
+      - sql: "select * from {table} where amount > 100;"
+"#,
+    );
+    // cat x: amounts 1.5, NULL, 4; cat y: -3 (outside the where).
+    p.write(
+        "data/t.csv",
+        "id,amount,cat\n1,1.5,x\n2,,x\n3,-3,y\n4,4,x\n",
+    );
+    p.ok(&["run"]);
+    let (code, rep) = check(&p, &[]);
+    assert_eq!(code, 1, "{rep:#}");
+    let r = result(&rep, "src.t.x_non_negative");
+    assert_eq!(
+        (
+            r["status"].as_str(),
+            r["failing_rows"].as_u64(),
+            r["total_rows"].as_u64()
+        ),
+        (Some("pass"), Some(0), Some(3)),
+        "only cat x is looked at: {r:#}"
+    );
+    let r = result(&rep, "src.t.x_has_amount");
+    assert_eq!(r["failing_rows"], 1, "{r:#}");
+    assert_eq!(r["samples"][0]["id"], 2);
+    let r = result(&rep, "src.t.x_rows");
+    assert_eq!(
+        (r["status"].as_str(), &r["observed"]),
+        (Some("pass"), &Value::from(3)),
+        "{r:#}"
+    );
+    assert_eq!(
+        verdict(&rep, "src.t.all_non_negative"),
+        ("fail".to_string(), Some(1))
+    );
+    let sql = rep["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "sql")
+        .unwrap();
+    assert_eq!(
+        (sql["status"].as_str(), sql["failing_rows"].as_u64()),
+        (Some("pass"), Some(0)),
+        "{sql:#}"
+    );
 }
