@@ -15,7 +15,9 @@ use crate::anomaly;
 use crate::result::{CheckResult, Phase, Status, fmt_age, fmt_num, judge_bounds, judge_count};
 use crate::rows::SAMPLES;
 use crate::spec::{Check, Kind, Metric};
-use crate::sql::{Dialect, Measure, count_query, failing_rows_query, fused_query, is_fused};
+use crate::sql::{
+    Dialect, Measure, count_query, failing_rows_query, fused_query, is_fused, probe_query,
+};
 
 /// An engine that can answer check queries: the lake (DataFusion) or a
 /// PostgreSQL database.
@@ -52,8 +54,30 @@ pub async fn validate(backend: &dyn Backend, checks: &[Check]) -> Result<(), Con
         let Ok(Some(schema)) = backend.schema(table).await else {
             continue;
         };
+        let table_sql = backend.table_sql(table);
         for c in checks.iter().filter(|c| c.table == table) {
             c.bind(&schema)?;
+            if let Some(q) = probe_query(&table_sql, c, backend.dialect())
+                && let Err(e) = backend.query_rows(&q).await
+            {
+                let what = match (&c.kind, &c.filter) {
+                    (Kind::Expression(_), _) => "its expression",
+                    (Kind::Sql(_), _) => "its query",
+                    _ => "its `where:`",
+                };
+                let columns: Vec<&str> =
+                    schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(c.error(
+                    format!(
+                        "{what} does not run on `{table}`: {}",
+                        e.lines().next().unwrap_or_default()
+                    ),
+                    Some(format!(
+                        "fix the SQL; the columns of `{table}` are: {}",
+                        columns.join(", ")
+                    )),
+                ));
+            }
             if let Kind::Relationships { to, field } = &c.kind
                 && let Ok(Some(target)) = backend.schema(to).await
                 && target.field_with_name(field).is_err()

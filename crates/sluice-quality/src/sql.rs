@@ -349,6 +349,20 @@ pub fn failing_rows_query(
     Some(q)
 }
 
+/// For a check carrying SQL of its own (an `expression`, a `sql:` query, a
+/// `where:`): a query that plans it without reading rows (`LIMIT 0`), so a
+/// misspelt column is found before any data is checked.
+pub fn probe_query(table: &str, check: &Check, d: Dialect) -> Option<String> {
+    match &check.kind {
+        Kind::Expression(_) | Kind::Sql(_) => failing_rows_query(table, check, d, Some(0)),
+        _ if check.filter.is_some() => Some(format!(
+            "SELECT count(*) FROM {table} WHERE {} LIMIT 0",
+            check.scope()
+        )),
+        _ => None,
+    }
+}
+
 /// `schema.table` → `"schema"."table"`.
 pub fn quote_table(name: &str) -> String {
     name.split('.').map(ident).collect::<Vec<_>>().join(".")
