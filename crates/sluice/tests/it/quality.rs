@@ -621,6 +621,23 @@ fn config_errors_are_located_and_stop_before_data() {
         loaded_then("      - not_null: id\n      - not_null: {column: amount, warn_if: '>>1'}\n");
     let err = config_error(&p, 8, &[]);
     assert!(err.contains("warn_if"), "{err}");
+    // An expression, a `where:` or a `sql:` query naming a missing column
+    // (planned, not run).
+    let p = loaded_then("      - expression: \"amountt > 0\"\n");
+    let err = config_error(&p, 7, &[]);
+    assert!(err.contains("its expression does not run"), "{err}");
+    assert!(err.contains("amountt"), "{err}");
+    let p = loaded_then("      - not_null: {column: id, where: \"amont > 1\"}\n");
+    let err = config_error(&p, 7, &[]);
+    assert!(err.contains("its `where:` does not run"), "{err}");
+    let p =
+        loaded_then("      - not_null: id\n      - sql: select * from {table} where nope = 1\n");
+    let err = config_error(&p, 8, &[]);
+    assert!(err.contains("its query does not run"), "{err}");
+    assert!(
+        err.contains("the columns of `src.t` are: id, amount"),
+        "{err}"
+    );
     // An unknown kind.
     let p = loaded_then("      - not_nul: id\n");
     let err = config_error(&p, 7, &[]);
@@ -750,7 +767,7 @@ fn one_broken_check_errors_alone_and_mixed_value_lists_compare_as_text() {
     checks:
       - not_null: id
       - accepted_values: {column: status, values: [a, b, 1]}
-      - expression: {query: "amountt > 0", name: typo}
+      - expression: {query: "CAST(status AS INT) >= 0", name: casts}
       - mean: {column: amount, min: 0}
 "#,
     );
@@ -769,10 +786,11 @@ fn one_broken_check_errors_alone_and_mixed_value_lists_compare_as_text() {
         result(&rep, "src.t.accepted_values_status")["samples"][0]["status"],
         "c"
     );
-    // The expression names a column that does not exist: it alone errors.
-    let r = result(&rep, "src.t.typo");
+    // The expression plans but fails on the data (`a` is no number): it
+    // alone errors, the other checks of the scan still run.
+    let r = result(&rep, "src.t.casts");
     assert_eq!(r["status"], "error", "{r:#}");
-    assert!(r["message"].as_str().unwrap().contains("amountt"), "{r:#}");
+    assert!(r["message"].as_str().unwrap().contains("cast"), "{r:#}");
     assert_eq!(
         verdict(&rep, "src.t.not_null_id"),
         ("pass".to_string(), Some(0))
