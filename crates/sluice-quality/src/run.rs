@@ -15,7 +15,9 @@ use crate::anomaly;
 use crate::result::{CheckResult, Phase, Status, fmt_age, fmt_num, judge_bounds, judge_count};
 use crate::rows::SAMPLES;
 use crate::spec::{Check, Kind, Metric};
-use crate::sql::{Dialect, Measure, count_query, failing_rows_query, fused_query, is_fused};
+use crate::sql::{
+    Dialect, Measure, count_query, failing_rows_query, fused_query, is_fused, probe_query,
+};
 
 /// An engine that can answer check queries: the lake (DataFusion) or a
 /// PostgreSQL database.
@@ -52,8 +54,30 @@ pub async fn validate(backend: &dyn Backend, checks: &[Check]) -> Result<(), Con
         let Ok(Some(schema)) = backend.schema(table).await else {
             continue;
         };
+        let table_sql = backend.table_sql(table);
         for c in checks.iter().filter(|c| c.table == table) {
             c.bind(&schema)?;
+            if let Some(q) = probe_query(&table_sql, c, backend.dialect())
+                && let Err(e) = backend.query_rows(&q).await
+            {
+                let what = match (&c.kind, &c.filter) {
+                    (Kind::Expression(_), _) => "its expression",
+                    (Kind::Sql(_), _) => "its query",
+                    _ => "its `where:`",
+                };
+                let columns: Vec<&str> =
+                    schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(c.error(
+                    format!(
+                        "{what} does not run on `{table}`: {}",
+                        e.lines().next().unwrap_or_default()
+                    ),
+                    Some(format!(
+                        "fix the SQL; the columns of `{table}` are: {}",
+                        columns.join(", ")
+                    )),
+                ));
+            }
             if let Kind::Relationships { to, field } = &c.kind
                 && let Ok(Some(target)) = backend.schema(to).await
                 && target.field_with_name(field).is_err()
@@ -126,7 +150,8 @@ pub async fn run_table(
     let n_fused = bound.iter().filter(|c| is_fused(c)).count().max(1);
     let mut values: Vec<Vec<(Measure, Option<String>)>> = vec![Vec::new(); bound.len()];
     let mut rows_total: Option<u64> = None;
-    let scan_error = match row {
+    let mut scan_errors: Vec<Option<String>> = vec![None; bound.len()];
+    match row {
         Ok(row) => {
             for (m, v) in fused.measures.iter().zip(row) {
                 match m {
@@ -137,10 +162,39 @@ pub async fn run_table(
                     | Measure::Value(i) => values[*i].push((m.clone(), v)),
                 }
             }
-            None
         }
-        Err(e) => Some(e),
-    };
+        Err(e) => {
+            // One check's SQL (an expression, a `where:`, a list of values
+            // the engine cannot compare) fails the whole scan: scan again
+            // check by check, so that only the broken ones are errors.
+            let fused_checks: Vec<usize> =
+                (0..bound.len()).filter(|&i| is_fused(bound[i])).collect();
+            if fused_checks.len() <= 1 {
+                for i in fused_checks {
+                    scan_errors[i] = Some(e.clone());
+                }
+            } else {
+                for i in fused_checks {
+                    let one = fused_query(&table_sql, &[bound[i]], d);
+                    match backend.query_row(&one.sql).await {
+                        Ok(row) => {
+                            for (m, v) in one.measures.iter().zip(row) {
+                                match m {
+                                    Measure::Rows => {
+                                        rows_total = v.as_deref().and_then(parse_u64);
+                                    }
+                                    // Indexed 0 in its own query; `get` below
+                                    // matches by kind of measure only.
+                                    _ => values[i].push((m.clone(), v)),
+                                }
+                            }
+                        }
+                        Err(e) => scan_errors[i] = Some(e),
+                    }
+                }
+            }
+        }
+    }
     for (bi, c) in bound.iter().enumerate() {
         let slot = checks
             .iter()
@@ -148,9 +202,7 @@ pub async fn run_table(
             .unwrap_or(bi);
         let mut r = CheckResult::new(c, Phase::Table);
         let t0 = Instant::now();
-        if is_fused(c)
-            && let Some(e) = &scan_error
-        {
+        if let Some(e) = &scan_errors[bi] {
             results[slot] = Some(CheckResult::errored(c, Phase::Table, e.clone()));
             continue;
         }

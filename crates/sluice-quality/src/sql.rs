@@ -99,8 +99,23 @@ impl Check {
         let pass = match &self.kind {
             Kind::NotNull => format!("({c} IS NOT NULL)"),
             Kind::AcceptedValues(values) => {
-                let list: Vec<String> = values.iter().map(literal).collect();
-                null_or(format!("{c} IN ({})", list.join(", ")))
+                // A list mixing texts with numbers or booleans (`[a, b, 1]`)
+                // compares as text: the engines would otherwise coerce the
+                // column to the numbers' type and fail on the first text.
+                let mixed =
+                    values.iter().any(Value::is_string) && values.iter().any(|v| !v.is_string());
+                if mixed {
+                    let list: Vec<String> = values
+                        .iter()
+                        .map(|v| {
+                            text_literal(&v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        })
+                        .collect();
+                    null_or(format!("{} IN ({})", d.as_text(c), list.join(", ")))
+                } else {
+                    let list: Vec<String> = values.iter().map(literal).collect();
+                    null_or(format!("{c} IN ({})", list.join(", ")))
+                }
             }
             Kind::Range {
                 min,
@@ -133,15 +148,20 @@ impl Check {
             _ => return None,
         };
         Some(match &self.filter {
-            Some(f) => format!("(NOT (({f}) IS TRUE) OR {pass})"),
+            Some(f) => format!("(NOT COALESCE(({f}), FALSE) OR {pass})"),
             None => pass,
         })
     }
 
-    /// The condition of the rows the check looks at.
+    /// The condition of the rows the check looks at. `COALESCE(…, FALSE)`,
+    /// not `IS TRUE`: DataFusion's common-subexpression pass lifts a
+    /// `where:` used twice in the fused scan (the scope count and the failing
+    /// count) and then fails planning on `IS TRUE`'s nullability ("Physical
+    /// input schema should be the same as the one converted from logical
+    /// input schema").
     fn scope(&self) -> String {
         match &self.filter {
-            Some(f) => format!("(({f}) IS TRUE)"),
+            Some(f) => format!("COALESCE(({f}), FALSE)"),
             None => "TRUE".into(),
         }
     }
@@ -312,7 +332,13 @@ pub fn failing_rows_query(
             )
         }
         Kind::Sql(q) => {
-            let q = q.replace("{table}", table);
+            // The query is wrapped in a subquery: a trailing `;` (as people
+            // end statements) would break it.
+            let q = q
+                .trim()
+                .trim_end_matches(';')
+                .trim_end()
+                .replace("{table}", table);
             format!("SELECT * FROM ({q}) AS failing{lim}")
         }
         _ => {
@@ -321,6 +347,20 @@ pub fn failing_rows_query(
         }
     };
     Some(q)
+}
+
+/// For a check carrying SQL of its own (an `expression`, a `sql:` query, a
+/// `where:`): a query that plans it without reading rows (`LIMIT 0`), so a
+/// misspelt column is found before any data is checked.
+pub fn probe_query(table: &str, check: &Check, d: Dialect) -> Option<String> {
+    match &check.kind {
+        Kind::Expression(_) | Kind::Sql(_) => failing_rows_query(table, check, d, Some(0)),
+        _ if check.filter.is_some() => Some(format!(
+            "SELECT count(*) FROM {table} WHERE {} LIMIT 0",
+            check.scope()
+        )),
+        _ => None,
+    }
 }
 
 /// `schema.table` → `"schema"."table"`.
@@ -355,11 +395,11 @@ mod tests {
         );
         assert_eq!(
             c[0].pass_condition(Dialect::DataFusion).expect("row check"),
-            "(NOT ((status = 'x') IS TRUE) OR (\"amount\" IS NULL OR (\"amount\" > 0)))"
+            "(NOT COALESCE((status = 'x'), FALSE) OR (\"amount\" IS NULL OR (\"amount\" > 0)))"
         );
         assert_eq!(
             c[1].pass_condition(Dialect::Postgres).expect("row check"),
-            "(\"s\" IS NULL OR (\"s\" IN ('a', 'o''k', 1)))"
+            "(\"s\" IS NULL OR (CAST(\"s\" AS TEXT) IN ('a', 'o''k', '1')))"
         );
         assert!(
             c[2].pass_condition(Dialect::Postgres)

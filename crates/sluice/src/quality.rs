@@ -284,6 +284,7 @@ impl Backend for LakeBackend {
                 if text.contains("not found")
                     || text.contains("No table named")
                     || text.contains("doesn't exist")
+                    || text.contains("failed to resolve schema")
                 {
                     Ok(None)
                 } else {

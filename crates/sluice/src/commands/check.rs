@@ -192,14 +192,16 @@ fn shown_observed(r: &CheckResult) -> String {
             sluice_quality::result::fmt_age(o["age_seconds"].as_i64().unwrap_or(0))
         }
         (serde_json::Value::Object(o), _) => format!("{} columns", o.len()),
-        (v, _) => {
-            let s = v.to_string();
-            if s.len() > 24 {
-                format!("{}…", &s[..24])
-            } else {
-                s
-            }
-        }
+        (v, _) => shorten(&v.to_string(), 24),
+    }
+}
+
+/// At most `n` characters of `s` (not bytes: observed values hold column
+/// names and texts in any script), with `…` when cut.
+fn shorten(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
     }
 }
 
@@ -304,14 +306,7 @@ fn history_cmd(
             r.phase.clone(),
             match r.failing_rows {
                 Some(n) => format!("{} failing", thousands(n)),
-                None => {
-                    let s = r.observed.to_string();
-                    if s.len() > 24 {
-                        format!("{}…", &s[..24])
-                    } else {
-                        s
-                    }
-                }
+                None => shorten(&r.observed.to_string(), 24),
             },
             r.status.clone(),
             r.message.clone(),
@@ -355,7 +350,14 @@ fn report_cmd(dir: Option<&Path>, reporter: &Reporter) -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::{glob, shorten};
+
+    #[test]
+    fn shortening_cuts_characters_not_bytes() {
+        let s = r#"{"xy":"int64","ääääää":"string"}"#;
+        assert_eq!(shorten(s, 24), r#"{"xy":"int64","ääääää":"…"#);
+        assert_eq!(shorten("12.5", 24), "12.5");
+    }
 
     #[test]
     fn globs() {

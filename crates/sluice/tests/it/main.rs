@@ -15,6 +15,7 @@ mod mysql;
 mod pg_source;
 mod plugins;
 mod postgres_dest;
+mod quality;
 mod quality_load;
 mod quickstart;
 mod s3;
