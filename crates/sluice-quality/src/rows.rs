@@ -38,6 +38,9 @@ struct Planned {
     total: u64,
     samples: Vec<Value>,
     nanos: u128,
+    /// Set when the check could not be evaluated on the data; it is not
+    /// evaluated again.
+    error: Option<String>,
 }
 
 /// The row checks of one stream, planned against its schema.
@@ -118,6 +121,7 @@ impl RowChecker {
                 total: 0,
                 samples: Vec::new(),
                 nanos: 0,
+                error: None,
             });
         }
         Ok(RowChecker {
@@ -156,15 +160,30 @@ impl RowChecker {
         let mut enforced_fails: Vec<(usize, BooleanArray)> = Vec::new();
         let mut mask: Option<BooleanArray> = None;
         for (i, p) in self.planned.iter_mut().enumerate() {
+            if p.error.is_some() {
+                continue;
+            }
             let start = Instant::now();
-            let value = p
+            // A check that fails on the data itself (a cast of a text that
+            // is no number) errors alone: it is not evaluated again.
+            let value = match p
                 .expr
                 .evaluate(batch)
                 .and_then(|v| v.into_array(batch.num_rows()))
-                .map_err(|e| format!("check `{}`: {}", p.check.id, first_line(&e.to_string())))?;
-            let pass = value.as_boolean_opt().ok_or_else(|| {
-                format!("check `{}`: its condition is not true/false", p.check.id)
-            })?;
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    p.error = Some(format!(
+                        "it cannot be evaluated on the data: {}",
+                        first_line(&e.to_string())
+                    ));
+                    continue;
+                }
+            };
+            let Some(pass) = value.as_boolean_opt() else {
+                p.error = Some("its condition is not true/false".into());
+                continue;
+            };
             let passed = pass.true_count();
             let failing = batch.num_rows() - passed;
             p.total += batch.num_rows() as u64;
@@ -232,11 +251,25 @@ impl RowChecker {
         Ok(Some(BatchFailures { mask, rows }))
     }
 
+    /// The first enforced check that could not be evaluated on the data:
+    /// (check id, why).
+    pub fn enforced_error(&self) -> Option<(&str, &str)> {
+        self.planned
+            .iter()
+            .filter(|p| p.enforced)
+            .find_map(|p| p.error.as_deref().map(|e| (p.check.id.as_str(), e)))
+    }
+
     /// The results once the load is over.
     pub fn results(&self) -> Vec<CheckResult> {
         self.planned
             .iter()
             .map(|p| {
+                if let Some(e) = &p.error {
+                    let mut r = CheckResult::errored(&p.check, Phase::Load, e.clone());
+                    r.total_rows = Some(p.total);
+                    return r;
+                }
                 let mut r = CheckResult::new(&p.check, Phase::Load);
                 judge_count(&p.check, p.failing, p.total, &mut r);
                 r.samples = p.samples.clone();

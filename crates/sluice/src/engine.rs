@@ -560,6 +560,14 @@ async fn apply_row_checks(
     let failures = rc
         .evaluate(&batch)
         .map_err(|e| ConnectorError::Internal(format!("Stream `{}`: {e}", spec.id())))?;
+    if spec.on_fail == OnFail::Stop
+        && let Some((id, why)) = rc.enforced_error()
+    {
+        return Err(crate::output::UserError::error(
+            format!("Stream `{}`: check `{id}`: {why}", spec.id()),
+            Some("nothing of this batch was written; fix the check's condition (docs/quality.md), or set `on_fail: warn` on the stream to load and report".to_string()),
+        ));
+    }
     let Some(f) = failures else {
         return Ok(batch);
     };

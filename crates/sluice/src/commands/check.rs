@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use anyhow::Result;
 use serde_json::json;
-use sluice_quality::{Check, CheckResult, Status, Summary, run_table, validate};
+use sluice_quality::{Backend, Check, CheckResult, Status, Summary, run_table, validate};
 use sluice_store::RunStatus;
 
 use crate::cli::{CheckAction, CheckArgs};
 use crate::output::{Reporter, UserError, table, thousands};
 use crate::progress::Spinner;
 use crate::project::Project;
-use crate::quality::{LakeBackend, history, project_checks, record};
+use crate::quality::{CheckPlace, history, project_checks, record};
 
 /// `sluice check …`.
 pub async fn check(dir: Option<&Path>, args: &CheckArgs, reporter: &Reporter) -> Result<ExitCode> {
@@ -46,31 +46,51 @@ pub async fn check(dir: Option<&Path>, args: &CheckArgs, reporter: &Reporter) ->
         ));
     }
     let run_id = uuid::Uuid::now_v7().to_string();
-    let backend = LakeBackend::new(&project.lake, &run_id).await?;
-    // Every column and target is checked before any data is read.
-    let owned: Vec<Check> = checks.iter().map(|c| (*c).clone()).collect();
-    validate(&backend, &owned).await?;
-
-    let store = Arc::new(Mutex::new(project.store()?));
-    if let Ok(s) = store.lock() {
-        s.start_run(&run_id, "check")?;
-    }
-    let started = Instant::now();
     let mut tables: Vec<String> = Vec::new();
     for c in &checks {
         if !tables.contains(&c.table) {
             tables.push(c.table.clone());
         }
     }
+    // One backend per place (the lake, a destination), opened once.
+    let mut backends: Vec<(String, Box<dyn Backend>)> = Vec::new();
+    let mut table_place: Vec<(String, usize, String)> = Vec::new();
+    for t in &tables {
+        let prefix = t.split_once(':').map_or("", |(d, _)| d).to_string();
+        let (place, name) = CheckPlace::of_key(&project, t)?;
+        let at = match backends.iter().position(|(p, _)| *p == prefix) {
+            Some(i) => i,
+            None => {
+                backends.push((prefix, place.backend(&run_id).await?));
+                backends.len() - 1
+            }
+        };
+        table_place.push((t.clone(), at, name));
+    }
+    // Every column and target is checked before any data is read.
+    for (t, at, _) in &table_place {
+        let owned: Vec<Check> = checks
+            .iter()
+            .filter(|c| &c.table == t)
+            .map(|c| (*c).clone())
+            .collect();
+        validate(backends[*at].1.as_ref(), &owned).await?;
+    }
+
+    let store = Arc::new(Mutex::new(project.store()?));
+    if let Ok(s) = store.lock() {
+        s.start_run(&run_id, "check")?;
+    }
+    let started = Instant::now();
     let spinner = Spinner::new(reporter, "checks");
     let now = chrono::Utc::now();
     let mut results: Vec<CheckResult> = Vec::new();
     let hist_store = store.clone();
     let hist = move |id: &str, n: usize| history(&hist_store, id, n);
-    for t in &tables {
+    for (t, at, name) in &table_place {
         spinner.status(&format!("checking {t}"));
         let of_table: Vec<&Check> = checks.iter().copied().filter(|c| &c.table == t).collect();
-        results.extend(run_table(&backend, t, &of_table, &hist, now).await);
+        results.extend(run_table(backends[*at].1.as_ref(), name, &of_table, &hist, now).await);
     }
     drop(spinner);
     if with_dbt {

@@ -344,3 +344,82 @@ fn killed_merge_load_resumes_without_duplicates() {
     assert_eq!(db.n("SELECT count(DISTINCT id) FROM analytics.t"), total);
     assert_eq!(db.n("SELECT max(id) FROM analytics.t"), total - 1);
 }
+
+/// Data-quality checks on a PostgreSQL destination: row checks during the
+/// load, table checks in the database after it, `sluice check` on tables
+/// keyed `<destination>:schema.table`, failures stored in the database.
+#[test]
+fn checks_run_in_the_destination_database() {
+    let db = PgDb::new("checks");
+    let p = db.project(
+        "    on_fail: quarantine
+    checks:
+      - not_null: name
+      - range: {column: amount, min: 0, max: 50}
+      - unique: id
+      - median: {column: amount, min: 0, max: 100}
+checks:
+  wh:analytics.t:
+    - quantile: {column: amount, quantile: 0.5, max: 100}
+    - distinct_count: {column: name, min: 3}
+    - sql: {query: 'select * from {table} where amount >= 20', name: big, store_failures: true}
+",
+    );
+    p.write(
+        "data/a.csv",
+        "id,name,amount\n1,a,10\n2,b,20\n2,c,30\n3,,60\n",
+    );
+    // Row 4 fails two row checks: quarantined in the database. The duplicate
+    // id fails the table check after the commit.
+    let s = p.run_json(&[], "s.t");
+    assert_eq!(s["status"], "failed", "{s:#}");
+    assert_eq!(s["rows_written"], 3, "{s:#}");
+    assert_eq!(s["rows_quarantined"], 1, "{s:#}");
+    assert!(
+        s["error"].as_str().unwrap_or_default().contains(
+            "check `wh:analytics.t.unique_id` failed after the load: 1 duplicate rows of 3"
+        ),
+        "{s:#}"
+    );
+    assert_eq!(db.n("SELECT count(*) FROM analytics.t"), 3);
+    assert!(
+        db.q("SELECT reason FROM analytics.t__quarantine")
+            .contains("wh:analytics.t.not_null_name")
+    );
+    let median = s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "wh:analytics.t.median_amount")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(median["status"], "pass", "{s:#}");
+    assert_eq!(median["observed"], 20.0, "{median:#}");
+
+    let out = p.run(&["--json", "check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let get = |id: &str| {
+        report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id}: {report:#}"))
+    };
+    let unique = get("wh:analytics.t.unique_id");
+    assert_eq!(unique["status"], "fail");
+    assert_eq!(unique["samples"][0]["id"], 2, "{unique:#}");
+    assert_eq!(get("wh:analytics.t.distinct_count_name")["observed"], 3.0);
+    assert_eq!(get("wh:analytics.t.quantile_amount")["observed"], 20.0);
+    let big = get("wh:analytics.t.big");
+    assert_eq!(big["failing_rows"], 2, "{big:#}");
+    assert_eq!(big["stored_failures"], "wh:checks.wh__analytics__t__big");
+    assert_eq!(db.n("SELECT count(*) FROM checks.wh__analytics__t__big"), 2);
+}

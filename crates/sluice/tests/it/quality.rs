@@ -9,6 +9,17 @@ use crate::support::Project;
 
 /// A timestamp `hours` ago, as RFC 3339 (so freshness is stable whenever the
 /// test runs).
+/// These tests check tables with `sluice check`: the loads only report
+/// their checks (`on_fail: warn`; quality_load.rs covers the other modes).
+/// Appended last, so the lines of the checks stay as written.
+fn warned(yml: &str) -> String {
+    format!("{yml}\ndefaults:\n  on_fail: warn\n")
+}
+
+fn project(yml: &str) -> Project {
+    Project::new(&warned(yml))
+}
+
 fn ago(hours: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::hours(hours))
         .format("%Y-%m-%dT%H:%M:%SZ")
@@ -122,7 +133,7 @@ const ALL_KINDS: &str = r#"sources:
 "#;
 
 fn all_kinds() -> Project {
-    let p = Project::new(ALL_KINDS);
+    let p = project(ALL_KINDS);
     p.write("data/orders.csv", orders_csv());
     p.write("data/customers.csv", "id,name\n1,Ann\n2,Bob\n3,Cy\n");
     p.ok(&["run"]);
@@ -289,7 +300,7 @@ fn three_nulls_csv() -> String {
 
 #[test]
 fn severity_thresholds_and_mostly_judge_as_dbt_does() {
-    let p = Project::new(
+    let p = project(
         r#"sources:
   src:
     type: files
@@ -363,7 +374,7 @@ fn severity_thresholds_and_mostly_judge_as_dbt_does() {
 
 #[test]
 fn store_failures_keeps_at_most_limit_rows_in_the_lake() {
-    let p = Project::new(
+    let p = project(
         r#"sources:
   src:
     type: files
@@ -416,17 +427,20 @@ fn rows_csv(from: u64, to: u64) -> String {
     s
 }
 
+/// The checks are in the top-level map so that only `sluice check` runs
+/// them (a stream's table checks would also run after each load).
 #[test]
 fn history_is_newest_first_and_row_count_anomalies_fire_after_learning() {
-    let p = Project::new(
+    let p = project(
         r#"sources:
   src:
     type: files
     path: data/*.csv
     stream: t
-    checks:
-      - row_count: {min: 1}
-      - anomaly: {metric: row_count, min_history: 2, window: 5}
+checks:
+  src.t:
+    - row_count: {min: 1}
+    - anomaly: {metric: row_count, min_history: 2, window: 5}
 "#,
     );
     p.write("data/a.csv", rows_csv(0, 100));
@@ -481,14 +495,15 @@ fn history_is_newest_first_and_row_count_anomalies_fire_after_learning() {
 
 #[test]
 fn schema_detect_changes_fails_when_a_column_is_added() {
-    let p = Project::new(
+    let p = project(
         r#"sources:
   src:
     type: files
     path: data/*.csv
     stream: t
-    checks:
-      - schema: {columns: {id: int64, amount: }, detect_changes: true}
+checks:
+  src.t:
+    - schema: {columns: {id: int64, amount: }, detect_changes: true}
 "#,
     );
     p.write("data/a.csv", rows_csv(0, 5));
@@ -518,7 +533,7 @@ fn schema_detect_changes_fails_when_a_column_is_added() {
 
 #[test]
 fn schema_reports_missing_and_mistyped_columns() {
-    let p = Project::new(
+    let p = project(
         r#"sources:
   src:
     type: files
@@ -574,7 +589,7 @@ fn report_files_are_written_and_rewritten() {
     let r = result(&json, "src.orders.unique_email");
     assert_eq!(r["samples"][0]["email"], "g@x.com", "{r:#}");
     // Before any check run, `check report` says so.
-    let fresh = Project::new(ALL_KINDS);
+    let fresh = project(ALL_KINDS);
     let err = fresh.fails(&["check", "report"], 1);
     assert!(err.contains("no check results yet"), "{err}");
 }
@@ -583,10 +598,13 @@ fn report_files_are_written_and_rewritten() {
 /// added to the stream afterwards.
 fn loaded_then(checks: &str) -> Project {
     let base = "sources:\n  src:\n    type: files\n    path: data/a.csv\n    stream: t\n";
-    let p = Project::new(base);
+    let p = project(base);
     p.write("data/a.csv", rows_csv(0, 5));
     p.ok(&["run"]);
-    p.write("sluice.yml", format!("{base}    checks:\n{checks}"));
+    p.write(
+        "sluice.yml",
+        warned(&format!("{base}    checks:\n{checks}")),
+    );
     p
 }
 
@@ -706,7 +724,7 @@ fn select_by_table_id_kind_and_glob() {
 
 #[test]
 fn top_level_checks_map_checks_lake_tables() {
-    let p = Project::new(
+    let p = project(
         r#"sources:
   src:
     type: files
@@ -758,7 +776,7 @@ checks:
 
 #[test]
 fn one_broken_check_errors_alone_and_mixed_value_lists_compare_as_text() {
-    let p = Project::new(
+    let p = project(
         r#"sources:
   src:
     type: files
@@ -802,7 +820,7 @@ fn one_broken_check_errors_alone_and_mixed_value_lists_compare_as_text() {
 
 #[test]
 fn history_shows_observed_values_in_any_script() {
-    let p = Project::new(
+    let p = project(
         "sources:\n  src:\n    type: files\n    path: data/t.csv\n    stream: t\n    checks:\n      - schema: {detect_changes: true}\n",
     );
     // The observed columns as JSON put a two-byte character across the
@@ -819,7 +837,7 @@ fn history_shows_observed_values_in_any_script() {
 
 #[test]
 fn where_limits_the_rows_checked_and_sql_may_end_with_a_semicolon() {
-    let p = Project::new(
+    let p = project(
         r#"sources:
   src:
     type: files
