@@ -173,7 +173,7 @@ pub fn judge_count(check: &Check, failing: u64, total: u64, r: &mut CheckResult)
     r.total_rows = Some(total);
     r.observed = Value::from(failing);
     let what = match &check.kind {
-        Kind::Unique => "duplicate rows",
+        Kind::Unique => "duplicated values",
         Kind::Relationships { .. } => "rows without a match",
         _ => "failing rows",
     };
@@ -197,6 +197,19 @@ pub fn judge_count(check: &Check, failing: u64, total: u64, r: &mut CheckResult)
     };
     r.message = if failing == 0 {
         format!("no {what} in {total} rows")
+    } else if matches!(check.kind, Kind::Unique) {
+        let one = if failing == 1 { "value" } else { "values" };
+        let what = if check.columns.len() > 1 {
+            "combination"
+        } else {
+            one
+        };
+        let what = if check.columns.len() > 1 && failing > 1 {
+            "combinations"
+        } else {
+            what
+        };
+        format!("{failing} duplicated {what} in {total} rows")
     } else {
         format!("{failing} {what} of {total} ({:.2}%)", share * 100.0)
     };

@@ -156,10 +156,9 @@ pub async fn run_table(
             for (m, v) in fused.measures.iter().zip(row) {
                 match m {
                     Measure::Rows => rows_total = v.as_deref().and_then(parse_u64),
-                    Measure::Scope(i)
-                    | Measure::Failing(i)
-                    | Measure::Duplicates(i)
-                    | Measure::Value(i) => values[*i].push((m.clone(), v)),
+                    Measure::Scope(i) | Measure::Failing(i) | Measure::Value(i) => {
+                        values[*i].push((m.clone(), v))
+                    }
                 }
             }
         }
@@ -298,7 +297,7 @@ pub async fn run_table(
                     min_history,
                 } => {
                     let value = match metric {
-                        Metric::RowCount => scope.map(|n| n as f64),
+                        Metric::RowCount => scope.or(rows_total).map(|n| n as f64),
                         Metric::NullRate => {
                             get(|m| matches!(m, Measure::Value(_))).and_then(|s| s.parse().ok())
                         }
@@ -319,17 +318,23 @@ pub async fn run_table(
                     );
                 }
                 _ if c.counts_rows() => {
-                    let failing = if is_fused(c) {
-                        get(|m| matches!(m, Measure::Failing(_) | Measure::Duplicates(_)))
-                            .as_deref()
-                            .and_then(parse_u64)
-                            .unwrap_or(0)
-                    } else {
-                        let q = count_query(&table_sql, c, d).ok_or("no query for this check")?;
+                    if let Kind::Relationships { to, .. } = &c.kind
+                        && backend.schema(to).await?.is_none()
+                    {
+                        return Err(format!(
+                            "the table it refers to, `{to}`, does not exist (load it first: `sluice run`)"
+                        ));
+                    }
+                    let failing = if let Some(q) = count_query(&table_sql, c, d) {
                         let row = backend.query_row(&q).await?;
                         row.first()
                             .cloned()
                             .flatten()
+                            .as_deref()
+                            .and_then(parse_u64)
+                            .unwrap_or(0)
+                    } else {
+                        get(|m| matches!(m, Measure::Failing(_)))
                             .as_deref()
                             .and_then(parse_u64)
                             .unwrap_or(0)

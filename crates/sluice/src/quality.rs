@@ -1,7 +1,7 @@
 //! Data-quality checks wired to the project: which checks `sluice.yml`
 //! declares, the lake as a check backend, and results into the store.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use anyhow::Result;
@@ -42,9 +42,19 @@ pub fn project_checks(project: &Project) -> Result<Vec<Check>> {
     for (table, list) in &config.checks {
         out.extend(compile(table, list, file)?);
     }
-    // The same check declared on a stream and on its table: keep the first.
-    let mut seen = BTreeSet::new();
-    out.retain(|c| seen.insert(c.id.clone()));
+    // The same check on a stream and on its table in the top-level map
+    // would be two results with one id.
+    let mut seen: BTreeMap<&str, &Check> = BTreeMap::new();
+    for c in &out {
+        if let Some(first) = seen.insert(c.id.as_str(), c) {
+            return Err(c
+                .error(
+                    format!("is declared twice (also on line {})", first.line),
+                    Some("give one of them a `name:`, or remove one".to_string()),
+                )
+                .into());
+        }
+    }
     Ok(out)
 }
 
@@ -425,4 +435,77 @@ pub fn history(store: &Mutex<Store>, check_id: &str, n: usize) -> Vec<Value> {
         .ok()
         .and_then(|s| s.previous_observed(check_id, n).ok())
         .unwrap_or_default()
+}
+
+/// Register the store's check history as `sluice.history.check_results`
+/// in `ctx`, so results are queryable with SQL next to the lake's tables.
+pub fn register_history(ctx: &datafusion::prelude::SessionContext, store: &Store) -> Result<()> {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, Float64Array, StringArray, TimestampMicrosecondArray, UInt64Array,
+    };
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::catalog::{
+        CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+    };
+    use datafusion::datasource::MemTable;
+
+    let rows = store.check_history(None, usize::MAX >> 1)?;
+    let text = |f: &dyn Fn(&CheckRecord) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "checked_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("check_id", DataType::Utf8, false),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("phase", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("observed", DataType::Utf8, false),
+        Field::new("failing_rows", DataType::UInt64, true),
+        Field::new("total_rows", DataType::UInt64, true),
+        Field::new("message", DataType::Utf8, false),
+        Field::new("duration_ms", DataType::Float64, false),
+        Field::new("result", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(rows.iter().map(|r| {
+                chrono::DateTime::parse_from_rfc3339(&r.checked_at)
+                    .ok()
+                    .map(|t| t.timestamp_micros())
+            }))
+            .with_timezone("UTC"),
+        ),
+        text(&|r| r.run_id.clone()),
+        text(&|r| r.check_id.clone()),
+        text(&|r| r.table.clone()),
+        text(&|r| r.kind.clone()),
+        text(&|r| r.phase.clone()),
+        text(&|r| r.status.clone()),
+        text(&|r| r.severity.clone()),
+        text(&|r| r.observed.to_string()),
+        Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.failing_rows))),
+        Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.total_rows))),
+        text(&|r| r.message.clone()),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.duration_ms),
+        )),
+        text(&|r| r.result.to_string()),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let table = MemTable::try_new(schema, vec![vec![batch]])?;
+    let history = MemorySchemaProvider::new();
+    history.register_table("check_results".into(), Arc::new(table))?;
+    let catalog = MemoryCatalogProvider::new();
+    catalog.register_schema("history", Arc::new(history))?;
+    ctx.register_catalog("sluice", Arc::new(catalog));
+    Ok(())
 }

@@ -14,8 +14,20 @@ use crate::project::Project;
 
 /// Run a query and print the result.
 pub async fn sql(dir: Option<&Path>, args: &SqlArgs, reporter: &Reporter) -> Result<ExitCode> {
-    let lake = Project::lake_of(dir)?;
-    let batches = query_lake(&lake, &args.query).await?;
+    let batches = if args.query.to_ascii_lowercase().contains("sluice.history.") {
+        // The project's check history, as SQL tables next to the lake's.
+        let project = Project::load(dir)?;
+        let engine = QueryEngine::new(&project.lake).await?;
+        crate::quality::register_history(engine.context(), &project.store()?)?;
+        let df = engine
+            .sql(&args.query)
+            .await
+            .map_err(|e| sql_error(e, &project.lake))?;
+        df.collect().await?
+    } else {
+        let lake = Project::lake_of(dir)?;
+        query_lake(&lake, &args.query).await?
+    };
     let format = if reporter.json() && args.format == SqlFormat::Table {
         SqlFormat::Json
     } else {

@@ -377,7 +377,7 @@ checks:
     assert_eq!(s["rows_quarantined"], 1, "{s:#}");
     assert!(
         s["error"].as_str().unwrap_or_default().contains(
-            "check `wh:analytics.t.unique_id` failed after the load: 1 duplicate rows of 3"
+            "check `wh:analytics.t.unique_id` failed after the load: 1 duplicated value in 3 rows"
         ),
         "{s:#}"
     );

@@ -324,3 +324,38 @@ transform:
     p.ok(&["transform", "run", "--ignore-checks"]);
     assert_eq!(p.scalar("SELECT total FROM main.order_totals"), 60);
 }
+
+#[test]
+fn the_check_history_is_queryable_with_sql_and_a_check_declared_twice_is_refused() {
+    let p = project("warn", "");
+    p.ok(&["run"]);
+    p.fails(&["check"], 1);
+    let rows = p.query(
+        "SELECT phase, count(*) FROM sluice.history.check_results WHERE check_id = 'shop.orders.not_null_amount' GROUP BY phase ORDER BY phase",
+    );
+    assert_eq!(
+        rows,
+        vec![
+            vec!["load".to_string(), "1".into()],
+            vec!["table".into(), "1".into()]
+        ]
+    );
+    assert_eq!(
+        p.scalar(
+            "SELECT max(failing_rows) FROM sluice.history.check_results WHERE status = 'fail'"
+        ),
+        1
+    );
+    // The same check on the stream and in the top-level map.
+    let yml = std::fs::read_to_string(p.path().join("sluice.yml")).expect("yml");
+    p.write(
+        "sluice.yml",
+        format!("{yml}checks:\n  shop.orders:\n    - not_null: amount\n"),
+    );
+    let err = p.fails(&["check"], 2);
+    assert!(err.contains("sluice.yml:14"), "{err}");
+    assert!(
+        err.contains("`shop.orders.not_null_amount`: is declared twice (also on line 8)"),
+        "{err}"
+    );
+}
