@@ -192,10 +192,10 @@ pub struct FusedQuery {
 
 /// Whether a check is answered by the fused scan.
 pub fn is_fused(check: &Check) -> bool {
-    match &check.kind {
-        Kind::Relationships { .. } | Kind::Sql(_) | Kind::Schema { .. } => false,
-        _ => true,
-    }
+    !matches!(
+        &check.kind,
+        Kind::Relationships { .. } | Kind::Sql(_) | Kind::Schema { .. }
+    )
 }
 
 /// Build the fused scan over `table` (already quoted) for the `checks`
