@@ -145,9 +145,13 @@ pub async fn check(dir: Option<&Path>, args: &CheckArgs, reporter: &Reporter) ->
     } else {
         print_results(&results);
         crate::outln!(
-            "check run {run_id}: {} checks on {} tables in {seconds:.2}s: {} passed, {} warned, {} failed, {} errors",
+            "check run {run_id}: {} checks on {} in {seconds:.2}s: {} passed, {} warned, {} failed, {} errors",
             summary.total,
-            tables.len(),
+            if tables.len() == 1 {
+                "1 table".to_string()
+            } else {
+                format!("{} tables", tables.len())
+            },
             summary.pass,
             summary.warn,
             summary.fail,

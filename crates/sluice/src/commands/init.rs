@@ -21,6 +21,12 @@ sources:
     primary_key: [id]
     write_mode: merge          # upsert on the key: re-loading a changed file updates rows
     on_error: quarantine       # bad rows go to shop.orders__quarantine with their reason
+    checks:                    # data quality: on every batch before it is written, on the
+                               # table after each load, and by `sluice check` (docs/quality.md)
+      - not_null: [customer_id, amount]
+      - accepted_values: {column: status, values: [pending, shipped, delivered, cancelled, returned]}
+      - range: {column: amount, min: 0}
+      - unique: id
 
   crm:
     type: files
@@ -42,6 +48,7 @@ sluice run                 # load every source into the lake (.sluice/lake)
 sluice tables              # what the lake holds
 sluice sql "SELECT status, count(*) AS orders, sum(amount) AS revenue FROM shop.orders GROUP BY status"
 sluice sql "SELECT line, \"column\", value, reason FROM shop.orders__quarantine"
+sluice check               # the data-quality checks, a report in .sluice/reports/checks/
 sluice run                 # again: nothing new, nothing loaded (files are tracked in state)
 sluice extract crm --to export    # the customers as Parquet files under export/ (own bookmark)
 sluice state show          # bookmarks per stream

@@ -39,7 +39,7 @@ pub async fn quickstart(args: &QuickstartArgs, reporter: &Reporter) -> Result<Ex
         crate::outln!("\n$ sluice sql \"{QUERY}\"");
         sql::write_batches(&mut std::io::stdout().lock(), &batches, SqlFormat::Table)?;
         crate::outln!(
-            "\nNext: cd {} && sluice tables, sluice sql \"SELECT * FROM shop.orders__quarantine\", sluice run (again: nothing new to load)",
+            "\nNext: cd {} && sluice tables, sluice check, sluice sql \"SELECT * FROM shop.orders__quarantine\", sluice run (again: nothing new to load)",
             dir.display()
         );
     }
