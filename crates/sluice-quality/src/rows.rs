@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{filter_record_batch, not, or};
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -23,7 +23,7 @@ use serde_json::Value;
 use sluice_core::config::{ConfigError, Severity};
 
 use crate::result::{CheckResult, Phase, judge_count};
-use crate::spec::Check;
+use crate::spec::{Check, Kind};
 use crate::sql::Dialect;
 use crate::threshold::Threshold;
 
@@ -32,7 +32,7 @@ pub const SAMPLES: usize = 5;
 
 struct Planned {
     check: Check,
-    expr: Arc<dyn PhysicalExpr>,
+    expr: Eval,
     enforced: bool,
     failing: u64,
     total: u64,
@@ -49,7 +49,112 @@ pub struct RowChecker {
     schema: SchemaRef,
 }
 
-type PlannedExpr = (Check, Arc<dyn PhysicalExpr>);
+type PlannedExpr = (Check, Eval);
+
+/// How a row check is evaluated on a batch.
+enum Eval {
+    /// Its pass condition as a DataFusion physical expression.
+    Expr(Arc<dyn PhysicalExpr>),
+    /// `regex`/`format` on a text column, without `where:`: the regex run
+    /// straight over the values (DataFusion's `regexp_like` costs several
+    /// times more per row).
+    Regex(usize, regex::Regex),
+    /// `length` on a text column, without `where:`: lengths from the
+    /// offsets when the values are ASCII.
+    Length(usize, Option<u64>, Option<u64>),
+    /// `accepted_values` on a text column, without `where:`: the values
+    /// compared as text, as the SQL does.
+    InSet(usize, Vec<String>),
+}
+
+impl Eval {
+    fn evaluate(&self, batch: &RecordBatch) -> Result<BooleanArray, String> {
+        match self {
+            Eval::Expr(e) => {
+                let v = e
+                    .evaluate(batch)
+                    .and_then(|v| v.into_array(batch.num_rows()))
+                    .map_err(|e| first_line(&e.to_string()))?;
+                v.as_boolean_opt()
+                    .cloned()
+                    .ok_or_else(|| "its condition is not true/false".to_string())
+            }
+            Eval::Regex(i, re) => Ok(text_pass(batch.column(*i).as_ref(), |s| re.is_match(s))),
+            Eval::InSet(i, values) => Ok(text_pass(batch.column(*i).as_ref(), |s| {
+                values.iter().any(|v| v == s)
+            })),
+            Eval::Length(i, min, max) => {
+                let (min, max) = (min.unwrap_or(0), max.unwrap_or(u64::MAX));
+                let col = batch.column(*i).as_ref();
+                if let Some(a) = col.as_string_opt::<i32>()
+                    && a.values().is_ascii()
+                {
+                    let offsets = a.value_offsets();
+                    let n = a.len();
+                    let pass = arrow::buffer::BooleanBuffer::collect_bool(n, |r| {
+                        let len = (offsets[r + 1] - offsets[r]) as u64;
+                        a.is_null(r) || (len >= min && len <= max)
+                    });
+                    return Ok(BooleanArray::new(pass, None));
+                }
+                Ok(text_pass(col, |s| {
+                    let len = s.chars().count() as u64;
+                    len >= min && len <= max
+                }))
+            }
+        }
+    }
+}
+
+/// True where the value is NULL or `ok` holds, for a text column of any
+/// of Arrow's three string layouts.
+fn text_pass(col: &dyn arrow::array::Array, ok: impl Fn(&str) -> bool) -> BooleanArray {
+    let n = col.len();
+    let buf = if let Some(a) = col.as_string_opt::<i32>() {
+        arrow::buffer::BooleanBuffer::collect_bool(n, |r| a.is_null(r) || ok(a.value(r)))
+    } else if let Some(a) = col.as_string_opt::<i64>() {
+        arrow::buffer::BooleanBuffer::collect_bool(n, |r| a.is_null(r) || ok(a.value(r)))
+    } else if let Some(a) = col.as_string_view_opt() {
+        arrow::buffer::BooleanBuffer::collect_bool(n, |r| a.is_null(r) || ok(a.value(r)))
+    } else {
+        arrow::buffer::BooleanBuffer::new_set(n)
+    };
+    BooleanArray::new(buf, None)
+}
+
+/// The native evaluation of `check`, when it has one.
+fn native(check: &Check, schema: &SchemaRef) -> Option<Eval> {
+    if check.filter.is_some() {
+        return None;
+    }
+    let col = check.columns.first()?;
+    let (i, field) = schema.column_with_name(col)?;
+    if !matches!(
+        field.data_type(),
+        arrow::datatypes::DataType::Utf8
+            | arrow::datatypes::DataType::LargeUtf8
+            | arrow::datatypes::DataType::Utf8View
+    ) {
+        return None;
+    }
+    match &check.kind {
+        Kind::Regex(p) | Kind::Format(_, p) => {
+            regex::Regex::new(p).ok().map(|re| Eval::Regex(i, re))
+        }
+        Kind::Length { min, max } => Some(Eval::Length(i, *min, *max)),
+        Kind::AcceptedValues(values) if values.len() <= 32 => Some(Eval::InSet(
+            i,
+            values
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+        )),
+        _ => None,
+    }
+}
 
 /// Each row check's pass condition as a physical expression over `schema`.
 fn plan(checks: &[Check], schema: &SchemaRef) -> Result<Vec<PlannedExpr>, ConfigError> {
@@ -65,6 +170,10 @@ fn plan(checks: &[Check], schema: &SchemaRef) -> Result<Vec<PlannedExpr>, Config
     let mut out = Vec::new();
     for check in checks.iter().filter(|c| c.is_row_check()) {
         check.bind(schema)?;
+        if let Some(eval) = native(check, schema) {
+            out.push((check.clone(), eval));
+            continue;
+        }
         let Some(pass) = check.pass_condition(Dialect::DataFusion) else {
             continue;
         };
@@ -78,7 +187,7 @@ fn plan(checks: &[Check], schema: &SchemaRef) -> Result<Vec<PlannedExpr>, Config
         let expr = ctx
             .create_physical_expr(expr, &df_schema)
             .map_err(plan_err)?;
-        out.push((check.clone(), expr));
+        out.push((check.clone(), Eval::Expr(expr)));
     }
     Ok(out)
 }
@@ -166,24 +275,14 @@ impl RowChecker {
             let start = Instant::now();
             // A check that fails on the data itself (a cast of a text that
             // is no number) errors alone: it is not evaluated again.
-            let value = match p
-                .expr
-                .evaluate(batch)
-                .and_then(|v| v.into_array(batch.num_rows()))
-            {
+            let pass = match p.expr.evaluate(batch) {
                 Ok(v) => v,
                 Err(e) => {
-                    p.error = Some(format!(
-                        "it cannot be evaluated on the data: {}",
-                        first_line(&e.to_string())
-                    ));
+                    p.error = Some(format!("it cannot be evaluated on the data: {e}"));
                     continue;
                 }
             };
-            let Some(pass) = value.as_boolean_opt() else {
-                p.error = Some("its condition is not true/false".into());
-                continue;
-            };
+            let pass = &pass;
             let passed = pass.true_count();
             let failing = batch.num_rows() - passed;
             p.total += batch.num_rows() as u64;
@@ -386,5 +485,41 @@ mod tests {
         let cs = checks("checks:\n  - expression: id > nothing\n");
         let e = RowChecker::new(&cs, &b.schema()).err().expect("refused");
         assert!(e.message.contains("does not plan"), "{}", e.message);
+    }
+
+    #[test]
+    fn native_text_kernels_agree_with_the_sql_conditions() {
+        let schema = Arc::new(Schema::new(vec![Field::new("t", DataType::Utf8, true)]));
+        let values = vec![
+            Some("abc"),
+            Some("éé"),
+            Some("abcd"),
+            None,
+            Some("ééé é"),
+            Some("1"),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(values))])
+            .expect("batch");
+        // The same checks with a `where:` that keeps every row take the
+        // DataFusion path: both must count the same failures.
+        for (check, failing) in [
+            ("length: {column: t, max: 3}", 2),
+            ("regex: {column: t, pattern: '^[a-z]+$'}", 3),
+            ("accepted_values: {column: t, values: [abc, 1]}", 3),
+        ] {
+            for filter in ["", ", where: 'true'"] {
+                let text = format!("checks:\n  - {}{filter}}}\n", check.trim_end_matches('}'));
+                let cs = checks(&text);
+                let mut rc = RowChecker::new(&cs, &schema).expect("plans");
+                rc.evaluate(&batch).expect("evaluates");
+                let r = &rc.results()[0];
+                assert_eq!(r.failing_rows, Some(failing), "{text}: {}", r.message);
+            }
+        }
+        // ASCII offsets fast path: a sliced array keeps its answers.
+        let cs = checks("checks:\n  - length: {column: t, min: 2, max: 3}\n");
+        let mut rc = RowChecker::new(&cs, &schema).expect("plans");
+        rc.evaluate(&batch.slice(2, 4)).expect("evaluates");
+        assert_eq!(rc.results()[0].failing_rows, Some(3), "abcd, ééé é, 1");
     }
 }

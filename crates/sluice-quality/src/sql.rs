@@ -148,20 +148,21 @@ impl Check {
             _ => return None,
         };
         Some(match &self.filter {
-            Some(f) => format!("(NOT COALESCE(({f}), FALSE) OR {pass})"),
+            Some(f) => format!("(NOT (CASE WHEN ({f}) THEN TRUE ELSE FALSE END) OR {pass})"),
             None => pass,
         })
     }
 
-    /// The condition of the rows the check looks at. `COALESCE(…, FALSE)`,
+    /// The condition of the rows the check looks at, never NULL. A `CASE`,
     /// not `IS TRUE`: DataFusion's common-subexpression pass lifts a
     /// `where:` used twice in the fused scan (the scope count and the failing
     /// count) and then fails planning on `IS TRUE`'s nullability ("Physical
     /// input schema should be the same as the one converted from logical
-    /// input schema").
+    /// input schema"); and not `COALESCE`, which a physical expression
+    /// planned outside a query (the row checks of a load) cannot evaluate.
     fn scope(&self) -> String {
         match &self.filter {
-            Some(f) => format!("COALESCE(({f}), FALSE)"),
+            Some(f) => format!("(CASE WHEN ({f}) THEN TRUE ELSE FALSE END)"),
             None => "TRUE".into(),
         }
     }
@@ -384,7 +385,7 @@ mod tests {
         );
         assert_eq!(
             c[0].pass_condition(Dialect::DataFusion).expect("row check"),
-            "(NOT COALESCE((status = 'x'), FALSE) OR (\"amount\" IS NULL OR (\"amount\" > 0)))"
+            "(NOT (CASE WHEN (status = 'x') THEN TRUE ELSE FALSE END) OR (\"amount\" IS NULL OR (\"amount\" > 0)))"
         );
         assert_eq!(
             c[1].pass_condition(Dialect::Postgres).expect("row check"),
