@@ -58,7 +58,7 @@ enum Eval {
     /// `regex`/`format` on a text column, without `where:`: the regex run
     /// straight over the values (DataFusion's `regexp_like` costs several
     /// times more per row).
-    Regex(usize, regex::Regex),
+    Regex(usize, regex_automata::meta::Regex),
     /// `length` on a text column, without `where:`: lengths from the
     /// offsets when the values are ASCII.
     Length(usize, Option<u64>, Option<u64>),
@@ -79,7 +79,14 @@ impl Eval {
                     .cloned()
                     .ok_or_else(|| "its condition is not true/false".to_string())
             }
-            Eval::Regex(i, re) => Ok(text_pass(batch.column(*i).as_ref(), |s| re.is_match(s))),
+            Eval::Regex(i, re) => {
+                // One cache for the batch: `is_match` would take one from a
+                // shared pool for every value.
+                let mut cache = re.create_cache();
+                Ok(text_pass(batch.column(*i).as_ref(), |s| {
+                    re.is_match_with(&mut cache, &regex_automata::Input::new(s).earliest(true))
+                }))
+            }
             Eval::InSet(i, values) => Ok(text_pass(batch.column(*i).as_ref(), |s| {
                 values.iter().any(|v| v == s)
             })),
@@ -108,7 +115,7 @@ impl Eval {
 
 /// True where the value is NULL or `ok` holds, for a text column of any
 /// of Arrow's three string layouts.
-fn text_pass(col: &dyn arrow::array::Array, ok: impl Fn(&str) -> bool) -> BooleanArray {
+fn text_pass(col: &dyn arrow::array::Array, mut ok: impl FnMut(&str) -> bool) -> BooleanArray {
     let n = col.len();
     let buf = if let Some(a) = col.as_string_opt::<i32>() {
         arrow::buffer::BooleanBuffer::collect_bool(n, |r| a.is_null(r) || ok(a.value(r)))
@@ -138,9 +145,9 @@ fn native(check: &Check, schema: &SchemaRef) -> Option<Eval> {
         return None;
     }
     match &check.kind {
-        Kind::Regex(p) | Kind::Format(_, p) => {
-            regex::Regex::new(p).ok().map(|re| Eval::Regex(i, re))
-        }
+        Kind::Regex(p) | Kind::Format(_, p) => regex_automata::meta::Regex::new(p)
+            .ok()
+            .map(|re| Eval::Regex(i, re)),
         Kind::Length { min, max } => Some(Eval::Length(i, *min, *max)),
         Kind::AcceptedValues(values) if values.len() <= 32 => Some(Eval::InSet(
             i,
