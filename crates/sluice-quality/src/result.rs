@@ -159,7 +159,7 @@ impl CheckResult {
 }
 
 /// The outcome of a check that did not hold, by its severity.
-fn failed(check: &Check) -> Status {
+pub fn failed(check: &Check) -> Status {
     match check.severity {
         Severity::Error => Status::Fail,
         Severity::Warn => Status::Warn,

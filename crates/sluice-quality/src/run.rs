@@ -12,7 +12,9 @@ use sluice_core::config::ConfigError;
 use sluice_core::types::type_name;
 
 use crate::anomaly;
-use crate::result::{CheckResult, Phase, Status, fmt_age, fmt_num, judge_bounds, judge_count};
+use crate::result::{
+    CheckResult, Phase, Status, failed, fmt_age, fmt_num, judge_bounds, judge_count,
+};
 use crate::rows::SAMPLES;
 use crate::spec::{Check, Kind, Metric};
 use crate::sql::{
@@ -243,11 +245,7 @@ pub async fn run_table(
                     let newest = get(|m| matches!(m, Measure::Value(_)));
                     match newest.as_deref().map(parse_time) {
                         None => {
-                            r.status = if c.severity == sluice_core::config::Severity::Error {
-                                Status::Fail
-                            } else {
-                                Status::Warn
-                            };
+                            r.status = failed(c);
                             r.message = "no value: the column is empty".into();
                         }
                         Some(Err(e)) => return Err(e),
@@ -257,11 +255,7 @@ pub async fn run_table(
                             let stale = age > *max_age;
                             r.status = if !stale {
                                 Status::Pass
-                            } else if c.severity == sluice_core::config::Severity::Error {
-                                Status::Fail
-                            } else {
-                                Status::Warn
-                            };
+                            } else { failed(c) };
                             r.message = format!(
                                 "newest value is {} old ({})",
                                 fmt_age(age.max(0)),
@@ -432,11 +426,7 @@ fn judge_schema(
         r.status = Status::Pass;
         r.message = format!("{} columns as expected", schema.fields().len());
     } else {
-        r.status = if c.severity == sluice_core::config::Severity::Error {
-            Status::Fail
-        } else {
-            Status::Warn
-        };
+        r.status = failed(c);
         r.failing_rows = None;
         r.message = problems.join("; ");
     }
@@ -492,10 +482,8 @@ fn judge_anomaly(
         Some(verdict) => {
             r.status = if !verdict.anomalous {
                 Status::Pass
-            } else if c.severity == sluice_core::config::Severity::Error {
-                Status::Fail
             } else {
-                Status::Warn
+                failed(c)
             };
             r.message = format!(
                 "{} is {} (median of the last {} results {}, {:.1} robust σ away{})",
