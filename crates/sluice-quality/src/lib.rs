@@ -31,3 +31,23 @@ pub use rows::{BatchFailures, FailedRow, RowChecker};
 pub use run::{Backend, History, run_table, validate};
 pub use spec::{Check, Kind, compile};
 pub use sql::Dialect;
+
+#[cfg(test)]
+mod test_support {
+    use std::path::Path;
+
+    use sluice_core::config::{CheckList, ConfigError};
+
+    use crate::spec::{Check, compile};
+
+    #[derive(serde::Deserialize)]
+    struct Holder {
+        checks: CheckList,
+    }
+
+    /// The checks of a `checks:` YAML list, on table `shop.orders`.
+    pub fn compile_text(text: &str) -> Result<Vec<Check>, ConfigError> {
+        let h: Holder = serde_saphyr::from_str(text).expect("yaml");
+        compile("shop.orders", &h.checks, Path::new("sluice.yml"))
+    }
+}

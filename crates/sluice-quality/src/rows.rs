@@ -411,25 +411,14 @@ fn first_line(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
-    use serde::Deserialize;
-    use sluice_core::config::CheckList;
 
     use super::*;
     use crate::result::Status;
-    use crate::spec::compile;
-
-    #[derive(Deserialize)]
-    struct Holder {
-        checks: CheckList,
-    }
 
     fn checks(text: &str) -> Vec<Check> {
-        let h: Holder = serde_saphyr::from_str(text).expect("yaml");
-        compile("shop.orders", &h.checks, Path::new("sluice.yml")).expect("compiles")
+        crate::test_support::compile_text(text).expect("compiles")
     }
 
     fn batch() -> RecordBatch {

@@ -50,8 +50,12 @@ pub type History<'a> = &'a (dyn Fn(&str, usize) -> Vec<Value> + Sync);
 /// exist. Tables not there yet are skipped (their checks report it when
 /// they run).
 pub async fn validate(backend: &dyn Backend, checks: &[Check]) -> Result<(), ConfigError> {
-    let mut tables: Vec<&str> = checks.iter().map(|c| c.table.as_str()).collect();
-    tables.dedup();
+    let mut tables: Vec<&str> = Vec::new();
+    for c in checks {
+        if !tables.contains(&c.table.as_str()) {
+            tables.push(&c.table);
+        }
+    }
     for table in tables {
         let Ok(Some(schema)) = backend.schema(table).await else {
             continue;

@@ -939,19 +939,10 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::datatypes::Field;
-    use serde::Deserialize;
 
     use super::*;
 
-    #[derive(Deserialize)]
-    struct Holder {
-        checks: CheckList,
-    }
-
-    fn compile_text(text: &str) -> Result<Vec<Check>, ConfigError> {
-        let h: Holder = serde_saphyr::from_str(text).expect("yaml");
-        compile("shop.orders", &h.checks, Path::new("sluice.yml"))
-    }
+    use crate::test_support::compile_text;
 
     #[test]
     fn every_kind_compiles_with_a_stable_name() {

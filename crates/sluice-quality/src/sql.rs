@@ -360,22 +360,11 @@ pub fn quote_table(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use serde::Deserialize;
-    use sluice_core::config::CheckList;
 
     use super::*;
-    use crate::spec::compile;
-
-    #[derive(Deserialize)]
-    struct Holder {
-        checks: CheckList,
-    }
 
     fn checks(text: &str) -> Vec<Check> {
-        let h: Holder = serde_saphyr::from_str(text).expect("yaml");
-        compile("shop.orders", &h.checks, Path::new("sluice.yml")).expect("compiles")
+        crate::test_support::compile_text(text).expect("compiles")
     }
 
     #[test]

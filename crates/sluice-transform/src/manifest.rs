@@ -1305,13 +1305,7 @@ impl Manifest {
     /// The SQL to run for model `name`, rendered again with
     /// `is_incremental()` true (an incremental model over an existing table).
     pub fn incremental_sql(&self, name: &str) -> Result<String> {
-        let node = self
-            .nodes
-            .get(name)
-            .ok_or_else(|| TransformError::Project {
-                message: format!("no node `{name}`"),
-                hint: None,
-            })?;
+        let node = found(self.nodes.get(name), name)?;
         let model = node.model_json();
         let compiled =
             self.renderer
@@ -1438,13 +1432,7 @@ impl LiveNodes {
         incremental: bool,
         database: &Arc<dyn Database>,
     ) -> Result<(String, Vec<String>)> {
-        let node = self
-            .nodes
-            .get(name)
-            .ok_or_else(|| TransformError::Project {
-                message: format!("no node `{name}`"),
-                hint: None,
-            })?;
+        let node = found(self.nodes.get(name), name)?;
         let model = node.model_json();
         let compiled = self.renderer.render_with(
             &node.path,
@@ -1533,6 +1521,14 @@ fn find_cycle(nodes: &IndexMap<String, Node>, start: &str) -> String {
         path.push(next.clone());
         at = next.clone();
     }
+}
+
+/// The node looked up as `name`, or an error naming it.
+fn found<'a>(node: Option<&'a Node>, name: &str) -> Result<&'a Node> {
+    node.ok_or_else(|| TransformError::Project {
+        message: format!("no node `{name}`"),
+        hint: None,
+    })
 }
 
 #[cfg(test)]

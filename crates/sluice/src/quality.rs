@@ -380,6 +380,14 @@ impl Backend for LakeBackend {
     }
 }
 
+/// Replace secrets in what a result shows: its message and samples.
+pub fn redact_result(r: &mut CheckResult, redact: &(dyn Fn(&str) -> String + Sync)) {
+    r.message = redact(&r.message);
+    for s in r.samples.iter_mut() {
+        *s = serde_json::from_str(&redact(&s.to_string())).unwrap_or(Value::Null);
+    }
+}
+
 /// Store results (samples and messages redacted).
 pub fn record(
     store: &Mutex<Store>,
@@ -391,12 +399,7 @@ pub fn record(
         .iter()
         .map(|r| {
             let mut r = r.clone();
-            r.message = redact(&r.message);
-            r.samples = r
-                .samples
-                .iter()
-                .map(|s| serde_json::from_str(&redact(&s.to_string())).unwrap_or(Value::Null))
-                .collect();
+            redact_result(&mut r, redact);
             CheckRecord {
                 run_id: run_id.to_string(),
                 check_id: r.id.clone(),

@@ -112,14 +112,7 @@ pub async fn check(dir: Option<&Path>, args: &CheckArgs, reporter: &Reporter) ->
     record(&store, &run_id, &results, &redact);
     // What is printed and written in the report is redacted as well.
     for r in results.iter_mut() {
-        r.message = redact(&r.message);
-        r.samples = r
-            .samples
-            .iter()
-            .map(|s| {
-                serde_json::from_str(&redact(&s.to_string())).unwrap_or(serde_json::Value::Null)
-            })
-            .collect();
+        crate::quality::redact_result(r, &redact);
     }
     let summary = Summary::of(&results);
     let failed = summary.fail + summary.error > 0 || (args.warn_error && summary.warn > 0);
