@@ -1,0 +1,8 @@
+//! The orchestrator: one asset graph over loads, models and checks, a
+//! planner, and an executor that runs steps in parallel under limits, with
+//! retries, timeouts and cancellation; schedules (cron with time zones) and
+//! time partitions.
+//!
+//! It never imports connectors, transform, quality or lake: it calls a
+//! [`StepRunner`](executor::StepRunner), so every behaviour is tested with
+//! stand-in runners.
