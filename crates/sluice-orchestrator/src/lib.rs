@@ -6,3 +6,6 @@
 //! It never imports connectors, transform, quality or lake: it calls a
 //! [`StepRunner`](executor::StepRunner), so every behaviour is tested with
 //! stand-in runners.
+
+/// Cron schedules evaluated in a time zone.
+pub mod cron;
