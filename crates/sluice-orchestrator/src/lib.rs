@@ -9,3 +9,5 @@
 
 /// Cron schedules evaluated in a time zone.
 pub mod cron;
+/// Time partitions (hourly, daily, weekly, monthly) and their keys.
+pub mod partition;
