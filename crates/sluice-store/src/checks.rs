@@ -1,7 +1,7 @@
 //! Data-quality check results: one row per check per run, queryable by
 //! check, table or run, and the metric history anomaly checks learn from.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 
 use crate::{Result, Store, now};
@@ -38,6 +38,33 @@ pub struct CheckRecord {
     pub checked_at: String,
     /// The whole result (JSON).
     pub result: serde_json::Value,
+}
+
+/// The columns [`check_of_row`] reads, in its order.
+const CHECK_COLUMNS: &str = "run_id, check_id, table_name, kind, phase, status, severity, observed, \
+    failing_rows, total_rows, message, duration_ms, checked_at, result";
+
+fn check_of_row(r: &Row<'_>) -> rusqlite::Result<CheckRecord> {
+    let json = |s: Option<String>| {
+        s.and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    Ok(CheckRecord {
+        run_id: r.get(0)?,
+        check_id: r.get(1)?,
+        table: r.get(2)?,
+        kind: r.get(3)?,
+        phase: r.get(4)?,
+        status: r.get(5)?,
+        severity: r.get(6)?,
+        observed: json(r.get(7)?),
+        failing_rows: r.get::<_, Option<i64>>(8)?.map(|n| n as u64),
+        total_rows: r.get::<_, Option<i64>>(9)?.map(|n| n as u64),
+        message: r.get(10)?,
+        duration_ms: r.get(11)?,
+        checked_at: r.get(12)?,
+        result: json(r.get(13)?),
+    })
 }
 
 impl Store {
@@ -95,37 +122,29 @@ impl Store {
     ) -> Result<Vec<CheckRecord>> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT run_id, check_id, table_name, kind, phase, status, severity, observed,
-                        failing_rows, total_rows, message, duration_ms, checked_at, result
-                 FROM check_results
+            .prepare(&format!(
+                "SELECT {CHECK_COLUMNS} FROM check_results
                  WHERE ?1 IS NULL OR check_id = ?1 OR table_name = ?1
-                 ORDER BY checked_at DESC, rowid DESC LIMIT ?2",
-            )
+                 ORDER BY checked_at DESC, rowid DESC LIMIT ?2"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![check_or_table, limit as i64], |r| {
-                let json = |s: Option<String>| {
-                    s.and_then(|s| serde_json::from_str(&s).ok())
-                        .unwrap_or(serde_json::Value::Null)
-                };
-                Ok(CheckRecord {
-                    run_id: r.get(0)?,
-                    check_id: r.get(1)?,
-                    table: r.get(2)?,
-                    kind: r.get(3)?,
-                    phase: r.get(4)?,
-                    status: r.get(5)?,
-                    severity: r.get(6)?,
-                    observed: json(r.get(7)?),
-                    failing_rows: r.get::<_, Option<i64>>(8)?.map(|n| n as u64),
-                    total_rows: r.get::<_, Option<i64>>(9)?.map(|n| n as u64),
-                    message: r.get(10)?,
-                    duration_ms: r.get(11)?,
-                    checked_at: r.get(12)?,
-                    result: json(r.get(13)?),
-                })
-            })
+            .query_map(params![check_or_table, limit as i64], check_of_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The check results one run recorded, in the order recorded (typed;
+    /// [`Store::check_run`] gives the whole results as JSON).
+    pub fn checks_of_run(&self, run_id: &str) -> Result<Vec<CheckRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {CHECK_COLUMNS} FROM check_results WHERE run_id = ?1 ORDER BY rowid"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![run_id], check_of_row)
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
@@ -284,5 +303,14 @@ mod tests {
             .unwrap();
         assert!(store.failing_checks("shop.orders").unwrap().is_empty());
         assert_eq!(store.check_run("r2").unwrap().len(), 2);
+        let r2 = store.checks_of_run("r2").unwrap();
+        let ids: Vec<&str> = r2.iter().map(|r| r.check_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["shop.orders.anomaly_row_count", "shop.orders.not_null_id"]
+        );
+        assert_eq!(r2[0].observed, serde_json::json!(101));
+        assert_eq!(r2[0].total_rows, Some(10));
+        assert!(store.checks_of_run("r9").unwrap().is_empty());
     }
 }

@@ -7,7 +7,9 @@
 //!  engine ── get_state / put_state(key, state)  put only after the destination committed
 //!         ── mark_abandoned / start_run / record_stream / finish_run
 //!  CLI    ── list_states / get_state / put_state (manual)        (`sluice state …`)
-//!  later  ── list_runs / last_load                                 (run history commands, issue 7)
+//!  orchestrator ── begin_run / record_step / append_event / finish_run
+//!  CLI    ── list_runs_filtered / find_run / run_steps / run_events / stream_runs  (`sluice runs …`)
+//!         ── all_runs / all_steps / all_events / all_stream_runs     (`sluice.history.*` in `sluice sql`)
 //!  checks ── record_check / check_history / last_check_run / previous_observed  (`sluice check`)
 //! ```
 //!
@@ -21,6 +23,8 @@ mod checks;
 mod migrations;
 mod runs;
 mod state;
+mod steps;
+mod streams;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,8 +32,10 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use checks::CheckRecord;
-pub use runs::{RunRecord, RunStatus, StreamRunRecord};
+pub use runs::{MIN_RUN_PREFIX, RunRecord, RunStart, RunStatus};
 pub use state::StateEntry;
+pub use steps::{EventRecord, StepRecord};
+pub use streams::{StoredStreamRun, StreamRunRecord};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +72,24 @@ pub enum StoreError {
         /// Newest version known.
         known: i64,
     },
+    /// A run id prefix matches more than one run.
+    #[error("Run id prefix `{prefix}` matches {matches} runs: {}", some_ids(.candidates, .matches))]
+    AmbiguousRun {
+        /// What was given.
+        prefix: String,
+        /// How many runs it matches.
+        matches: usize,
+        /// Some of them (the newest first).
+        candidates: Vec<String>,
+    },
 }
 
 impl sluice_core::error::Classify for StoreError {
     fn domain(&self) -> sluice_core::error::ErrorDomain {
         match self {
-            StoreError::TooNew { .. } => sluice_core::error::ErrorDomain::User,
+            StoreError::TooNew { .. } | StoreError::AmbiguousRun { .. } => {
+                sluice_core::error::ErrorDomain::User
+            }
             _ => sluice_core::error::ErrorDomain::External,
         }
     }
@@ -80,8 +98,24 @@ impl sluice_core::error::Classify for StoreError {
             StoreError::TooNew { .. } => Some("upgrade Sluice, or point `--project-dir` at another project".into()),
             StoreError::Sqlite { .. } => Some("check that `.sluice/` is writable and not on a network file system that lacks locking".into()),
             StoreError::Json { .. } => Some("reset the entry with `sluice state clear`".into()),
+            StoreError::AmbiguousRun { .. } => Some(
+                "give more characters of the run id (`sluice runs` lists the runs)".into(),
+            ),
         }
     }
+}
+
+/// `` `a`, `b`, … `` for an error message.
+fn some_ids(ids: &[String], of: &usize) -> String {
+    let mut text = ids
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if *of > ids.len() {
+        text.push_str(", …");
+    }
+    text
 }
 
 /// Result of store operations.

@@ -65,6 +65,42 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX check_results_check ON check_results (check_id, checked_at);
     CREATE INDEX check_results_run ON check_results (run_id);
     ",
+    // 3: orchestration: what started a run, its steps and its events.
+    "
+    ALTER TABLE runs ADD COLUMN job TEXT;
+    ALTER TABLE runs ADD COLUMN trigger TEXT NOT NULL DEFAULT 'manual';
+                                           -- manual | schedule:<name> | sensor:<name> | webhook
+                                           -- | backfill:<id> | from_failure
+    ALTER TABLE runs ADD COLUMN parent_run_id TEXT;  -- the run a `--from-failure` re-run repeats
+    ALTER TABLE runs ADD COLUMN partition_key TEXT;
+    CREATE TABLE run_steps (
+        run_id      TEXT NOT NULL,
+        step_id     TEXT NOT NULL,
+        kind        TEXT NOT NULL,             -- materialize | check
+        assets      TEXT NOT NULL,             -- JSON array of asset keys
+        status      TEXT NOT NULL,             -- pending | running | success | failed | skipped | cancelled
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        started_at  TEXT,
+        finished_at TEXT,
+        duration_ms REAL,
+        rows        INTEGER NOT NULL DEFAULT 0,
+        bytes       INTEGER NOT NULL DEFAULT 0,
+        message     TEXT,
+        error       TEXT,
+        PRIMARY KEY (run_id, step_id)
+    );
+    -- No index of its own on run_id: the primary key's index starts with it.
+    CREATE TABLE run_events (
+        run_id   TEXT NOT NULL,
+        seq      INTEGER NOT NULL,             -- 1, 2, … per run
+        at       TEXT NOT NULL,
+        step_id  TEXT,
+        level    TEXT NOT NULL,                -- info | warn | error
+        kind     TEXT NOT NULL,                -- step_started, step_retrying, step_failed, log, …
+        message  TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    ",
 ];
 
 pub(crate) fn migrate(store: &mut Store) -> Result<()> {
@@ -94,4 +130,79 @@ pub(crate) fn migrate(store: &mut Store) -> Result<()> {
             })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::{RunStatus, StepRecord};
+
+    /// A database as Sluice with schema version 2 left it: one finished run
+    /// with a stream and check results.
+    fn version_2(path: &std::path::Path) {
+        let conn = Connection::open(path).unwrap();
+        for sql in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs (run_id, command, status, started_at, finished_at, summary)
+               VALUES ('old', 'run', 'success', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:02.000Z', '{\"seconds\": 2}');
+             INSERT INTO runs (run_id, command, status, started_at)
+               VALUES ('killed', 'extract shop', 'running', '2026-01-01T00:01:00.000Z');
+             INSERT INTO stream_runs (run_id, stream_id, target, status, rows_written, started_at)
+               VALUES ('old', 'shop.orders', 'shop.orders', 'success', 7, '2026-01-01T00:00:00.000Z');",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_2_store_upgrades_and_keeps_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.db");
+        version_2(&path);
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(version, 3);
+        let old = store.find_run("old").unwrap().unwrap();
+        assert_eq!(old.status, RunStatus::Success);
+        assert_eq!(old.trigger, "manual");
+        assert_eq!(
+            (old.job, old.parent_run_id, old.partition),
+            (None, None, None)
+        );
+        assert_eq!(old.summary, Some(serde_json::json!({"seconds": 2})));
+        assert_eq!(store.stream_runs("old").unwrap()[0].1.rows_written, 7);
+        // The new tables work on the upgraded file, and a run the old
+        // version left running is marked failed.
+        store
+            .record_step(
+                "killed",
+                &StepRecord {
+                    step_id: "shop.orders".into(),
+                    kind: "materialize".into(),
+                    status: "running".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            store
+                .append_event("killed", None, "info", "log", "hi")
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.mark_abandoned().unwrap(), 1);
+        assert_eq!(store.run_steps("killed").unwrap()[0].status, "failed");
+        drop(store);
+        // Opening again applies nothing more.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.all_runs().unwrap().len(), 2);
+    }
 }

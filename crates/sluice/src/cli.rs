@@ -72,6 +72,8 @@ pub enum Command {
     /// Speak Singer: a source as a Singer tap, a destination as a Singer target
     /// (for Meltano or any Singer runner).
     Singer(SingerArgs),
+    /// Run history: list runs, show one, print its logs.
+    Runs(RunsArgs),
 }
 
 /// `sluice check`.
@@ -110,6 +112,52 @@ pub struct CheckHistoryArgs {
     /// How many results.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+}
+
+/// `sluice runs`: without a subcommand, `runs list` (and its options).
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RunsArgs {
+    /// What to do (default: `list`).
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
+    /// `list`'s options, for `sluice runs` alone.
+    #[command(flatten)]
+    pub list: RunsListArgs,
+}
+
+/// `sluice runs …`.
+#[derive(Debug, Subcommand)]
+pub enum RunsAction {
+    /// The newest runs: id, job, trigger, status, start, duration, steps, rows.
+    List(RunsListArgs),
+    /// One run: what started it, its steps, stream loads and check results.
+    Show {
+        /// A run id, or a unique prefix of one (at least 4 characters).
+        id: String,
+    },
+    /// A run's events in order: `HH:MM:SS.mmm LEVEL step message`.
+    Logs {
+        /// A run id, or a unique prefix of one (at least 4 characters).
+        id: String,
+        /// Only this step's events.
+        #[arg(long)]
+        step: Option<String>,
+    },
+}
+
+/// `sluice runs list`.
+#[derive(Debug, Clone, Args)]
+pub struct RunsListArgs {
+    /// How many runs (the newest first).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Only runs of this job.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Only runs with this status.
+    #[arg(long, value_parser = ["running", "success", "failed", "cancelled"])]
+    pub status: Option<String>,
 }
 
 /// `sluice singer`.

@@ -19,6 +19,7 @@ pub mod check_report;
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod history;
 pub mod lineage;
 pub mod output;
 pub mod plan;

@@ -10,7 +10,8 @@
 //!   when known, then `hint: …` with a concrete next step. Internal errors say
 //!   they are bugs.
 //! - Exit codes: 0 success; 1 a run or command failed; 2 the project file or
-//!   the command line is wrong.
+//!   the command line is wrong (including an id that names nothing, see
+//!   [`UserError::usage`]).
 
 use std::fmt;
 use std::io::{IsTerminal, Write};
@@ -51,6 +52,9 @@ pub struct UserError {
     pub message: String,
     /// What to do.
     pub hint: Option<String>,
+    /// The command line names something that does not exist (a run id):
+    /// exit code 2, as for a wrong command line, instead of 1.
+    pub usage: bool,
 }
 
 impl UserError {
@@ -59,6 +63,16 @@ impl UserError {
         anyhow::Error::new(UserError {
             message: message.into(),
             hint: hint.into(),
+            usage: false,
+        })
+    }
+
+    /// A user error in the command line itself (exit code 2).
+    pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> anyhow::Error {
+        anyhow::Error::new(UserError {
+            message: message.into(),
+            hint: hint.into(),
+            usage: true,
         })
     }
 }
@@ -220,6 +234,11 @@ pub fn exit_code_for(e: &anyhow::Error) -> ExitCode {
             || matches!(
                 c.downcast_ref::<sluice_lake::LakeError>(),
                 Some(sluice_lake::LakeError::Location { .. })
+            )
+            || c.downcast_ref::<UserError>().is_some_and(|u| u.usage)
+            || matches!(
+                c.downcast_ref::<sluice_store::StoreError>(),
+                Some(sluice_store::StoreError::AmbiguousRun { .. })
             )
     };
     if e.chain().any(config) {

@@ -215,7 +215,8 @@ fn shown_observed(r: &CheckResult) -> String {
 
 /// At most `n` characters of `s` (not bytes: observed values hold column
 /// names and texts in any script), with `…` when cut.
-fn shorten(s: &str, n: usize) -> String {
+/// `s` cut to `n` characters, with `…` when cut.
+pub(crate) fn shorten(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {
         Some((at, _)) => format!("{}…", &s[..at]),
         None => s.to_string(),

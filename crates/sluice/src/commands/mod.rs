@@ -7,6 +7,7 @@ pub mod init;
 mod plugin;
 mod quickstart;
 pub mod run;
+mod runs;
 pub mod singer;
 mod singer_catalog;
 pub mod singer_target;
@@ -68,6 +69,7 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Check(args) => check::check(dir, &args, reporter).await,
         Command::Debug => debug::debug(dir, reporter).await,
         Command::Connectors => debug::connectors(reporter),
+        Command::Runs(args) => runs::runs(dir, args, reporter),
         Command::Singer(args) => match args.command {
             SingerCommand::Tap(tap) => singer::tap(dir, &tap, reporter).await,
             SingerCommand::Target(t) if t.about => {

@@ -15,10 +15,10 @@ use crate::project::Project;
 /// Run a query and print the result.
 pub async fn sql(dir: Option<&Path>, args: &SqlArgs, reporter: &Reporter) -> Result<ExitCode> {
     let batches = if args.query.to_ascii_lowercase().contains("sluice.history.") {
-        // The project's check history, as SQL tables next to the lake's.
+        // The project's run and check history, as SQL tables next to the lake's.
         let project = Project::load(dir)?;
         let engine = QueryEngine::new(&project.lake).await?;
-        crate::quality::register_history(engine.context(), &project.store()?)?;
+        crate::history::register_history(engine.context(), &project.store()?)?;
         let df = engine
             .sql(&args.query)
             .await

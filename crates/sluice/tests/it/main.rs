@@ -18,6 +18,7 @@ mod postgres_dest;
 mod quality;
 mod quality_load;
 mod quickstart;
+mod runs;
 mod s3;
 mod schema;
 mod singer_cli;
