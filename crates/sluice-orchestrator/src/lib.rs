@@ -9,5 +9,17 @@
 
 /// Cron schedules evaluated in a time zone.
 pub mod cron;
+pub mod executor;
+pub mod graph;
 /// Time partitions (hourly, daily, weekly, monthly) and their keys.
 pub mod partition;
+pub mod plan;
+pub mod select;
+
+pub use executor::{
+    Event, ExecOptions, Limits, Observer, RetryPolicy, RunOutcome, RunReport, StepContext,
+    StepError, StepOutput, StepPolicy, StepReport, StepRunner, StepStatus, execute,
+};
+pub use graph::{Asset, AssetGraph, AssetKind, GraphError};
+pub use plan::{Plan, PlanOptions, Step, StepKind};
+pub use select::{SelectError, select};
