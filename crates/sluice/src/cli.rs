@@ -47,8 +47,11 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Create a new project with sample data.
     Init(InitArgs),
-    /// Load every source of the project (or the selected ones).
+    /// Run the project's asset graph (loads, then models, with their checks),
+    /// or a job of `jobs:`, or the selected assets.
     Run(RunArgs),
+    /// Print the asset graph: streams, seeds, models, snapshots, their edges and checks.
+    Graph(GraphArgs),
     /// Load one source.
     Extract(ExtractArgs),
     /// Run SQL over the lake's tables (DataFusion).
@@ -261,12 +264,54 @@ pub struct InitArgs {
 /// `sluice run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Only these sources or streams (`shop`, `shop.orders`); repeatable.
-    #[arg(long, short = 's', value_name = "SOURCE[.STREAM]")]
+    /// A job of `jobs:` in sluice.yml (default: every asset).
+    pub job: Option<String>,
+    /// Assets to run (narrows the job's): `shop`, `shop.orders`, `+fct_orders`,
+    /// `source:shop+`, `tag:daily`, `kind:model` (space: union, comma: intersection); repeatable.
+    #[arg(long, short = 's', value_name = "SELECTOR")]
     pub select: Vec<String>,
+    /// Assets to leave out (same syntax); repeatable.
+    #[arg(long, value_name = "SELECTOR")]
+    pub exclude: Vec<String>,
     /// Ignore state and rebuild the tables from scratch (replaces their schema).
     #[arg(long)]
     pub full_refresh: bool,
+    /// Re-run only the failed, skipped and cancelled steps of this run (id or prefix).
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["job", "select", "exclude"])]
+    pub from_failure: Option<String>,
+    /// Leave out the check steps (checks during loads still run).
+    #[arg(long)]
+    pub no_checks: bool,
+    /// Print the plan (steps, what each waits for) and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `sluice graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Only a job's assets.
+    pub job: Option<String>,
+    /// Assets to show (same selectors as `sluice run`); repeatable.
+    #[arg(long, short = 's', value_name = "SELECTOR")]
+    pub select: Vec<String>,
+    /// Assets to leave out; repeatable.
+    #[arg(long, value_name = "SELECTOR")]
+    pub exclude: Vec<String>,
+    /// Output format (`--json` also gives JSON).
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    pub format: GraphFormat,
+}
+
+/// Formats of `sluice graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Indented text.
+    Text,
+    /// Graphviz DOT (`sluice graph --format dot | dot -Tsvg > graph.svg`).
+    Dot,
+    /// JSON: assets and the plan's steps.
+    Json,
 }
 
 /// `sluice extract`.

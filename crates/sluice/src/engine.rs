@@ -57,6 +57,7 @@ pub struct RunContext {
 }
 
 /// One stream to load.
+#[derive(Clone)]
 pub struct StreamJob {
     /// The resolved stream.
     pub spec: StreamSpec,
@@ -119,6 +120,9 @@ pub struct StreamOutcome {
     pub error: Option<String>,
     /// The error's hint.
     pub hint: Option<String>,
+    /// Whether running the stream again may succeed (an external system
+    /// failed: network, database, disk), as opposed to bad config or data.
+    pub retryable: bool,
     /// Results of the stream's checks (during the load and after it).
     pub checks: Vec<CheckResult>,
 }
@@ -245,6 +249,9 @@ fn conclude(
     let id = job.spec.id();
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
+    let retryable = result.as_ref().err().is_some_and(|e| {
+        crate::output::domain_of(e) == Some(sluice_core::error::ErrorDomain::External)
+    });
     let (status, error, hint) = match &result {
         Ok(()) => (RunStatus::Success, None, None),
         Err(e) => {
@@ -294,6 +301,7 @@ fn conclude(
         position: counters.position,
         error,
         hint,
+        retryable,
         checks,
     };
     crate::quality::record(&ctx.store, &ctx.run_id, &outcome.checks, &*ctx.redact);

@@ -15,12 +15,14 @@
 
 #![allow(clippy::print_stdout)]
 
+pub mod assets;
 pub mod check_report;
 pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod history;
 pub mod lineage;
+pub mod orchestrate;
 pub mod output;
 pub mod plan;
 pub mod plugins;

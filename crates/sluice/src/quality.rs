@@ -75,6 +75,7 @@ pub fn table_key(project: &Project, table: &TableName, destination: Option<&str>
 }
 
 /// Where the checks of a table run.
+#[derive(Clone)]
 pub enum CheckPlace {
     /// A lake (the project's or a `type: lake` destination's).
     Lake(Lake),

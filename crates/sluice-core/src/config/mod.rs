@@ -16,6 +16,7 @@
 mod checks;
 mod database;
 pub mod env;
+mod jobs;
 mod load;
 mod model;
 mod singer;
@@ -24,6 +25,7 @@ pub mod suggest;
 
 pub use checks::*;
 pub use database::*;
+pub use jobs::*;
 pub use load::{ConfigError, LoadedProject, parse_project};
 pub use model::*;
 pub use singer::*;

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Defaults, LakeConfig, StreamOptions, with_stream_options};
 use super::{
-    CheckList, DatabaseKind, DatabaseSource, OnError, OnFail, OnSchemaChange, PostgresDestination,
-    Replication, SingerDestination, SingerSource, WriteMode,
+    CheckList, DatabaseKind, DatabaseSource, JobConfig, OnError, OnFail, OnSchemaChange,
+    OrchestrationConfig, PostgresDestination, Replication, SingerDestination, SingerSource,
+    WriteMode,
 };
 use crate::TableName;
 use crate::evolution::EvolutionPolicy;
@@ -39,6 +40,13 @@ pub struct ProjectConfig {
     /// destination's). Streams carry their own `checks:` too.
     #[serde(default)]
     pub checks: IndexMap<String, CheckList>,
+    /// Named selections of assets, run by `sluice run JOB` and scheduled
+    /// by `sluice serve`.
+    #[serde(default)]
+    pub jobs: IndexMap<String, JobConfig>,
+    /// How runs execute: limits, pools, retries, timeouts.
+    #[serde(default)]
+    pub orchestration: OrchestrationConfig,
 }
 
 /// `transform:`: the dbt project of this Sluice project and the engine it

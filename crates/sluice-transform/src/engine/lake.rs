@@ -210,6 +210,10 @@ async fn drive(
 
 #[async_trait]
 impl Engine for LakeEngine {
+    async fn refresh(&self) -> EngineResult<()> {
+        self.query.refresh().await.map_err(err)
+    }
+
     fn kind(&self) -> &'static str {
         "sluice"
     }

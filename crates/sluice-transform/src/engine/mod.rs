@@ -250,6 +250,13 @@ pub trait Engine: Send + Sync {
     /// rows it returns, all of them in memory.
     async fn query(&self, sql: &str) -> EngineResult<QueryResult>;
 
+    /// Look again at which relations exist, after something else (a load of
+    /// the same run) made some. Engines that ask the database every time
+    /// have nothing to do.
+    async fn refresh(&self) -> EngineResult<()> {
+        Ok(())
+    }
+
     /// Where `sql` would surprise someone used to another warehouse
     /// (integer division on the lake): one warning per place, with its line.
     async fn lint(&self, sql: &str) -> Vec<String> {

@@ -3,6 +3,7 @@
 pub mod check;
 mod debug;
 mod discover;
+mod graph;
 pub mod init;
 mod plugin;
 mod quickstart;
@@ -21,8 +22,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command, SingerCommand};
+use crate::orchestrate::{self, RunRequest};
 use crate::output::Reporter;
-use crate::plan::Selection;
 
 /// Run the parsed command.
 pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
@@ -32,33 +33,55 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
         Command::Quickstart(args) => quickstart::quickstart(&args, reporter).await,
         Command::Init(args) => init::init(&args, reporter),
         Command::Run(args) => {
-            let selection = Selection {
-                patterns: args.select.clone(),
-                source: None,
+            let command = match &args.job {
+                Some(j) => format!("run {j}"),
+                None => "run".to_string(),
             };
-            run::run(dir, reporter, selection, args.full_refresh, None, "run").await
+            let req = RunRequest {
+                job: args.job,
+                select: args.select,
+                exclude: args.exclude,
+                full_refresh: args.full_refresh,
+                to: None,
+                command,
+                from_failure: args.from_failure,
+                checks: !args.no_checks,
+                streams_only: false,
+                dry_run: args.dry_run,
+                trigger: "manual".to_string(),
+            };
+            orchestrate::run(dir, reporter, req).await
         }
+        Command::Graph(args) => graph::graph(dir, &args, reporter).await,
         Command::Extract(args) => {
-            let mut patterns = Vec::new();
-            if args.stream.is_empty() {
-                patterns.push(args.source.clone());
+            let select = if args.stream.is_empty() {
+                vec![format!("source:{}", args.source)]
             } else {
-                patterns.extend(args.stream.iter().map(|s| format!("{}.{s}", args.source)));
-            }
-            let selection = Selection {
-                patterns,
-                source: Some(args.source.clone()),
+                args.stream
+                    .iter()
+                    .map(|s| format!("key:{}.{s}", args.source))
+                    .collect()
             };
-            let command = format!("extract {}", args.source);
-            run::run(
-                dir,
-                reporter,
-                selection,
-                args.full_refresh,
-                args.to.as_deref(),
-                &command,
-            )
-            .await
+            if !project_has_source(dir, &args.source)? {
+                return Err(crate::registry::unknown_source(
+                    &crate::project::Project::load(dir)?,
+                    &args.source,
+                ));
+            }
+            let req = RunRequest {
+                job: None,
+                select,
+                exclude: Vec::new(),
+                full_refresh: args.full_refresh,
+                to: args.to.clone(),
+                command: format!("extract {}", args.source),
+                from_failure: None,
+                checks: true,
+                streams_only: true,
+                dry_run: false,
+                trigger: "manual".to_string(),
+            };
+            orchestrate::run(dir, reporter, req).await
         }
         Command::Sql(args) => sql::sql(dir, &args, reporter).await,
         Command::Tables => tables::tables(dir, reporter).await,
@@ -87,4 +110,10 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
             }
         },
     }
+}
+
+/// Whether `sluice.yml` declares source `name`.
+fn project_has_source(dir: Option<&std::path::Path>, name: &str) -> Result<bool> {
+    let project = crate::project::Project::load(dir)?;
+    Ok(project.config().sources.0.contains_key(name))
 }

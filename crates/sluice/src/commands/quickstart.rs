@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{QuickstartArgs, SqlFormat};
-use crate::commands::{init, run, sql};
+use crate::commands::{init, sql};
 use crate::output::Reporter;
 use crate::project::{PROJECT_FILE, Project};
 
@@ -21,15 +21,13 @@ pub async fn quickstart(args: &QuickstartArgs, reporter: &Reporter) -> Result<Ex
         init::scaffold(dir, false)?;
         reporter.info(&format!("Created a demo project in {}", dir.display()));
     }
-    let code = run::run(
-        Some(dir),
-        reporter,
-        crate::plan::Selection::default(),
-        false,
-        None,
-        "quickstart",
-    )
-    .await?;
+    let req = crate::orchestrate::RunRequest {
+        command: "quickstart".to_string(),
+        checks: true,
+        trigger: "manual".to_string(),
+        ..Default::default()
+    };
+    let code = crate::orchestrate::run(Some(dir), reporter, req).await?;
     if code != ExitCode::SUCCESS {
         return Ok(code);
     }

@@ -48,16 +48,17 @@ fn user(e: TransformError) -> anyhow::Error {
     UserError::error(e.to_string(), hint)
 }
 
-struct Loaded {
-    project: DbtProject,
+/// A dbt project, compiled, with where it runs.
+pub struct Loaded {
+    pub(crate) project: DbtProject,
     output: Output,
-    manifest: Manifest,
+    pub(crate) manifest: Manifest,
     /// The Sluice project owning the dbt project (its lake, its streams).
     sluice: Option<Project>,
     /// The engine a `transform:` section chose, when it did.
     engine: Option<EngineChoice>,
     /// Where the models run among the Sluice project's places, when known.
-    place: Option<Place>,
+    pub(crate) place: Option<Place>,
 }
 
 /// Which of the Sluice project's places (its lake, a destination) the
@@ -219,7 +220,7 @@ fn from_section(
 /// Load and compile the project. `invocation` is the run's id (Jinja's
 /// `invocation_id`, the artifacts') and whether it is a full refresh
 /// (`flags.FULL_REFRESH`).
-async fn load(
+pub(crate) async fn load(
     dir: Option<&Path>,
     o: &TransformOptions,
     invocation: (&str, bool),
@@ -322,7 +323,7 @@ fn lake_of(l: &Loaded) -> Result<Lake> {
     Ok(Lake::from_config(&l.project.dir, None, [])?)
 }
 
-async fn engine_for(l: &Loaded, run_id: &str) -> Result<Box<dyn Engine>> {
+pub(crate) async fn engine_for(l: &Loaded, run_id: &str) -> Result<Box<dyn Engine>> {
     let lake_engine = |lake: Lake| async move {
         LakeEngine::new(lake, run_id)
             .await
@@ -608,7 +609,7 @@ fn hold_back_failing_sources(
 
 /// The data tests of a run as check results (phase `dbt`): the check id is
 /// `<tested table>.<test name>`.
-fn tests_as_checks(l: &Loaded, results: &runner::RunResults) -> Vec<CheckResult> {
+pub(crate) fn tests_as_checks(l: &Loaded, results: &runner::RunResults) -> Vec<CheckResult> {
     results
         .results
         .iter()
@@ -680,6 +681,18 @@ fn tests_as_checks(l: &Loaded, results: &runner::RunResults) -> Vec<CheckResult>
         .collect()
 }
 
+/// No profile, target, vars or selection flags: the `transform:` section's choices.
+pub(crate) fn plain_options() -> TransformOptions {
+    TransformOptions {
+        profiles_dir: None,
+        target: None,
+        vars: None,
+        select: Vec::new(),
+        exclude: Vec::new(),
+        state: None,
+    }
+}
+
 /// `sluice check`'s part of the dbt project: its data tests, run on its
 /// engine, as check results (`None` when the project has no `transform:`).
 pub async fn dbt_checks(
@@ -687,14 +700,7 @@ pub async fn dbt_checks(
     run_id: &str,
     reporter: &Reporter,
 ) -> Result<Option<Vec<CheckResult>>> {
-    let o = TransformOptions {
-        profiles_dir: None,
-        target: None,
-        vars: None,
-        select: Vec::new(),
-        exclude: Vec::new(),
-        state: None,
-    };
+    let o = plain_options();
     let l = load(dir, &o, (run_id, false)).await?;
     if !l.manifest.nodes.values().any(|n| n.kind == NodeKind::Test) {
         return Ok(Some(Vec::new()));

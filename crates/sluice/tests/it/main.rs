@@ -12,6 +12,7 @@ mod destinations;
 mod incremental;
 mod malformed;
 mod mysql;
+mod orchestrate;
 mod pg_source;
 mod plugins;
 mod postgres_dest;

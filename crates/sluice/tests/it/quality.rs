@@ -136,7 +136,7 @@ fn all_kinds() -> Project {
     let p = project(ALL_KINDS);
     p.write("data/orders.csv", orders_csv());
     p.write("data/customers.csv", "id,name\n1,Ann\n2,Bob\n3,Cy\n");
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     p
 }
 
@@ -321,7 +321,7 @@ fn severity_thresholds_and_mostly_judge_as_dbt_does() {
 "#,
     );
     p.write("data/t.csv", three_nulls_csv());
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     let (code, rep) = check(&p, &[]);
     assert_eq!(code, 1, "{rep:#}");
     for (name, status) in [
@@ -391,7 +391,7 @@ fn store_failures_keeps_at_most_limit_rows_in_the_lake() {
         csv.push_str(&format!("{i},{}\n", if i % 2 == 0 { -i } else { i }));
     }
     p.write("data/t.csv", csv);
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     let (code, rep) = check(&p, &[]);
     assert_eq!(code, 1);
     let r = result(&rep, "src.t.range_amount");
@@ -444,7 +444,7 @@ checks:
 "#,
     );
     p.write("data/a.csv", rows_csv(0, 100));
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     let anomaly = "src.t.anomaly_row_count";
     let mut runs = Vec::new();
     // Three checks on 100 rows: learning, learning, then judged normal.
@@ -507,7 +507,7 @@ checks:
 "#,
     );
     p.write("data/a.csv", rows_csv(0, 5));
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     let id = "src.t.schema_id_amount";
     for _ in 0..2 {
         let (code, rep) = check(&p, &[]);
@@ -518,7 +518,7 @@ checks:
     }
     // A new file with one more column: the table evolves.
     p.write("data/b.csv", "id,amount,note\n10,1,hello\n");
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     assert_eq!(p.scalar("SELECT count(note) FROM src.t"), 1);
     let (code, rep) = check(&p, &[]);
     assert_eq!(code, 1, "{rep:#}");
@@ -544,7 +544,7 @@ fn schema_reports_missing_and_mistyped_columns() {
 "#,
     );
     p.write("data/a.csv", rows_csv(0, 5));
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     let (code, rep) = check(&p, &[]);
     assert_eq!(code, 1);
     let msg = result(&rep, "src.t.schema_id_amount_gone")["message"]
@@ -600,7 +600,7 @@ fn loaded_then(checks: &str) -> Project {
     let base = "sources:\n  src:\n    type: files\n    path: data/a.csv\n    stream: t\n";
     let p = project(base);
     p.write("data/a.csv", rows_csv(0, 5));
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     p.write(
         "sluice.yml",
         warned(&format!("{base}    checks:\n{checks}")),
@@ -741,7 +741,7 @@ checks:
 "#,
     );
     p.write("data/a.csv", rows_csv(0, 20));
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     let (code, rep) = check(&p, &[]);
     assert_eq!(code, 1, "{rep:#}");
     assert_eq!(
@@ -790,7 +790,7 @@ fn one_broken_check_errors_alone_and_mixed_value_lists_compare_as_text() {
 "#,
     );
     p.write("data/t.csv", "id,status,amount\n1,a,1\n2,1,2\n3,c,3\n");
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     let (code, rep) = check(&p, &[]);
     assert_eq!(code, 1, "{rep:#}");
     // Texts and a number: `1` is accepted as the text "1"; `c` is not.
@@ -826,7 +826,7 @@ fn history_shows_observed_values_in_any_script() {
     // The observed columns as JSON put a two-byte character across the
     // 24th byte, where the table cuts it.
     p.write("data/t.csv", "xy,ääääää\n1,a\n");
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     p.ok(&["check"]);
     let out = p.ok(&["check", "history"]);
     assert!(out.contains("src.t.schema"), "{out}");
@@ -856,7 +856,7 @@ fn where_limits_the_rows_checked_and_sql_may_end_with_a_semicolon() {
         "data/t.csv",
         "id,amount,cat\n1,1.5,x\n2,,x\n3,-3,y\n4,4,x\n",
     );
-    p.ok(&["run"]);
+    p.ok(&["run", "--no-checks"]);
     let (code, rep) = check(&p, &[]);
     assert_eq!(code, 1, "{rep:#}");
     let r = result(&rep, "src.t.x_non_negative");

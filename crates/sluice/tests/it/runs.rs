@@ -95,15 +95,18 @@ fn runs_show_takes_the_listed_prefix_and_shows_loads_and_checks() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(load.contains("success") && load.contains(" 3 "), "{load}");
     assert!(out.contains("s.t.not_null_id"), "{out}");
-    assert!(
-        !out.contains("\nsteps\n"),
-        "a load of streams has no steps yet: {out}"
-    );
+    let step = out
+        .lines()
+        .skip_while(|l| *l != "steps")
+        .find(|l| l.contains("s.t ") && l.contains("materialize"))
+        .unwrap_or_else(|| panic!("the load is a step of the run: {out}"));
+    assert!(step.contains("success"), "{step}");
 
     let json = p.json(&["runs", "show", &id]);
     assert_eq!(json["run"]["run_id"], id.as_str());
     assert_eq!(json["run"]["status"], "success");
-    assert_eq!(json["steps"], serde_json::json!([]));
+    assert_eq!(json["steps"][0]["step_id"], "s.t");
+    assert_eq!(json["steps"][0]["rows"], 3);
     let streams = json["streams"].as_array().unwrap();
     assert_eq!(streams.len(), 1, "{json:#}");
     assert_eq!(streams[0]["stream_id"], "s.t");
@@ -115,16 +118,24 @@ fn runs_show_takes_the_listed_prefix_and_shows_loads_and_checks() {
     assert_eq!(checks[0]["status"], "pass");
     assert_eq!(checks[0]["run_id"], id.as_str());
 
-    // A load records no events yet (the orchestrator will): empty, said on stderr.
-    let out = p.run(&["runs", "logs", &id[..13]]);
-    assert!(out.status.success());
-    assert!(
-        out.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    // The step's events, in order, one line each.
+    let logs = p.ok(&["runs", "logs", &id[..13]]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert!(lines[0].ends_with("INFO  s.t started"), "{logs}");
+    assert!(lines[1].ends_with("INFO  s.t 3 rows"), "{logs}");
+    let events = p.json(&["runs", "logs", &id]);
+    assert_eq!(events[1]["kind"], "step_success");
+    assert_eq!(events[1]["step_id"], "s.t");
+    // Filtered by step; a step the run does not have is named.
+    assert_eq!(
+        p.ok(&["runs", "logs", &id, "--step", "s.t"])
+            .lines()
+            .count(),
+        2
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("has no events"));
-    assert_eq!(p.json(&["runs", "logs", &id]), serde_json::json!([]));
+    let err = p.fails(&["runs", "logs", &id, "--step", "nope"], 2);
+    assert!(err.contains("has no step `nope`"), "{err}");
 }
 
 #[test]
@@ -192,8 +203,14 @@ fn run_history_is_queryable_in_sql() {
         )),
         1
     );
-    assert_eq!(p.scalar("SELECT count(*) FROM sluice.history.steps"), 0);
-    assert_eq!(p.scalar("SELECT count(*) FROM sluice.history.events"), 0);
+    assert_eq!(
+        p.query("SELECT step_id, status, rows FROM sluice.history.steps"),
+        [["s.t", "success", "3"]]
+    );
+    assert_eq!(
+        p.query("SELECT kind FROM sluice.history.events ORDER BY seq"),
+        [["step_started"], ["step_success"]]
+    );
     // Joined with the lake's tables in one query.
     assert_eq!(
         p.scalar("SELECT count(*) FROM s.t, sluice.history.runs r WHERE r.status = 'success'"),
