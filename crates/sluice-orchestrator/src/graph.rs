@@ -73,6 +73,9 @@ pub struct Asset {
     pub check_reads: Vec<String>,
     /// Concurrency pools its step takes a slot of (`source:shop`, `db:warehouse`).
     pub resources: Vec<String>,
+    /// Pools its check step takes a slot of (checks query the table, not
+    /// the source).
+    pub check_resources: Vec<String>,
     /// Assets with the same unit run as one step (a Singer tap serves all
     /// of its streams in one process).
     pub unit: Option<String>,
@@ -96,6 +99,7 @@ impl Asset {
             inline_checks: Vec::new(),
             check_reads: Vec::new(),
             resources: Vec::new(),
+            check_resources: Vec::new(),
             unit: None,
             partitions: None,
         }

@@ -136,7 +136,7 @@ impl Plan {
                         kind: StepKind::Check,
                         assets: vec![a.key.clone()],
                         deps,
-                        resources: a.resources.clone(),
+                        resources: a.check_resources.clone(),
                     },
                 ));
                 gate.insert(&a.key, id);

@@ -72,9 +72,17 @@ pub fn select(
     } else {
         union(graph, select)?
     };
-    if !exclude.iter().all(|s| s.trim().is_empty()) {
-        for k in union(graph, exclude)? {
-            chosen.remove(&k);
+    // Excluding what is not there is no mistake (a job's `exclude` may
+    // name assets that come and go); bad syntax still is.
+    for term in exclude.iter().flat_map(|s| s.split_whitespace()) {
+        match union(graph, &[term.to_string()]) {
+            Ok(found) => {
+                for k in found {
+                    chosen.remove(&k);
+                }
+            }
+            Err(SelectError::NoMatch { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(chosen)
@@ -206,7 +214,9 @@ fn matches(graph: &AssetGraph, core: &str) -> Result<HashSet<String>, SelectErro
     {
         return Err(SelectError::Syntax {
             atom: core.to_string(),
-            reason: format!("`{value}` is not a kind (stream, seed, model, snapshot)"),
+            reason: format!(
+                "`{value}` is not a kind (stream, seed, model, snapshot, external, table)"
+            ),
         });
     }
     Ok(out)

@@ -10,6 +10,7 @@
 //!  orchestrator ── begin_run / record_step / append_event / finish_run
 //!  CLI    ── list_runs_filtered / find_run / run_steps / run_events / stream_runs  (`sluice runs …`)
 //!         ── all_runs / all_steps / all_events / all_stream_runs     (`sluice.history.*` in `sluice sql`)
+//!  serve  ── claim_tick / set_tick_run / last_tick / claim_sensor_key / last_materialization
 //!  checks ── record_check / check_history / last_check_run / previous_observed  (`sluice check`)
 //! ```
 //!
@@ -22,6 +23,7 @@
 mod checks;
 mod migrations;
 mod runs;
+mod schedule;
 mod state;
 mod steps;
 mod streams;

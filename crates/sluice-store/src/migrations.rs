@@ -101,6 +101,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, seq)
     );
     ",
+    // 4: the scheduler's claims: each schedule tick and each sensor key is
+    // taken by exactly one `sluice serve` (the primary key decides).
+    "
+    CREATE TABLE schedule_ticks (
+        job         TEXT NOT NULL,
+        tick        TEXT NOT NULL,             -- the tick's time, RFC 3339 UTC
+        claimed_at  TEXT NOT NULL,
+        claimed_by  TEXT NOT NULL,             -- host:pid of the `sluice serve`
+        run_id      TEXT,
+        PRIMARY KEY (job, tick)
+    );
+    CREATE TABLE sensor_keys (
+        sensor      TEXT NOT NULL,             -- `<job>:files`, `<job>:updated`, `<job>:stale`
+        key         TEXT NOT NULL,             -- what was seen (a file and its mtime, a materialization)
+        claimed_at  TEXT NOT NULL,
+        claimed_by  TEXT NOT NULL,
+        run_id      TEXT,
+        PRIMARY KEY (sensor, key)
+    );
+    ",
 ];
 
 pub(crate) fn migrate(store: &mut Store) -> Result<()> {
@@ -116,18 +136,28 @@ pub(crate) fn migrate(store: &mut Store) -> Result<()> {
             known,
         });
     }
+    // Another process may migrate the same file at the same moment (two
+    // `sluice serve` starting): each migration runs in a write transaction
+    // that reads the version again first, so it is applied exactly once.
+    let sqlite = |e| StoreError::Sqlite {
+        path: store.path.clone(),
+        source: e,
+    };
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = store.conn.transaction().map_err(|e| StoreError::Sqlite {
-            path: store.path.clone(),
-            source: e,
-        })?;
+        let tx = store
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
+        let now: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sqlite)?;
+        if now > i as i64 {
+            continue;
+        }
         tx.execute_batch(sql)
             .and_then(|_| tx.pragma_update(None, "user_version", (i + 1) as i64))
             .and_then(|_| tx.commit())
-            .map_err(|e| StoreError::Sqlite {
-                path: store.path.clone(),
-                source: e,
-            })?;
+            .map_err(sqlite)?;
     }
     Ok(())
 }
@@ -169,7 +199,6 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
-        assert_eq!(version, 3);
         let old = store.find_run("old").unwrap().unwrap();
         assert_eq!(old.status, RunStatus::Success);
         assert_eq!(old.trigger, "manual");

@@ -55,12 +55,18 @@ impl ProjectAssets {
         run_id: &str,
         full_refresh: bool,
         with_dbt: bool,
+        only_source: Option<&str>,
     ) -> Result<ProjectAssets> {
         let config = project.config();
         let (specs, sources) = if config.sources.0.is_empty() {
             (Vec::new(), HashMap::new())
         } else {
-            let planned = plan(project, &Selection::default()).await?;
+            // `sluice extract SOURCE` connects to that source only.
+            let selection = Selection {
+                patterns: Vec::new(),
+                source: only_source.map(str::to_string),
+            };
+            let planned = plan(project, &selection).await?;
             (planned.specs, planned.sources)
         };
         let mut assets: Vec<Asset> = Vec::new();
@@ -76,6 +82,7 @@ impl ProjectAssets {
             a.resources = vec![format!("source:{}", spec.source)];
             if let Some(d) = &spec.destination {
                 a.resources.push(format!("destination:{d}"));
+                a.check_resources.push(format!("destination:{d}"));
             }
             if sources
                 .get(&spec.source)
@@ -107,8 +114,22 @@ impl ProjectAssets {
                 continue;
             }
             if let Some(&i) = by_table.get(&c.table.to_lowercase()) {
+                // A relationships check reads its `to:` table too: its step
+                // waits for what makes it.
+                let reads = match &c.kind {
+                    sluice_quality::Kind::Relationships { to, .. } => by_table
+                        .get(&to.to_lowercase())
+                        .filter(|&&j| j != i)
+                        .map(|&j| assets[j].key.clone()),
+                    _ => None,
+                };
                 let a = &mut assets[i];
                 a.checks.push(c.name.clone());
+                if let Some(r) = reads
+                    && !a.check_reads.contains(&r)
+                {
+                    a.check_reads.push(r);
+                }
                 checks.entry(a.key.clone()).or_default().push(c);
             }
         }
@@ -237,6 +258,7 @@ fn add_dbt(
         let table = table_of(&node.relation.schema, &node.relation.identifier);
         a.table = Some(table.clone());
         a.resources = vec![TRANSFORM_POOL.to_string()];
+        a.check_resources = vec![TRANSFORM_POOL.to_string()];
         by_table.insert(table.to_lowercase(), assets.len());
         index.insert(name.clone(), assets.len());
         assets.push(a);
@@ -265,6 +287,9 @@ fn add_dbt(
         if let Some(&i) = index.get(&last) {
             let a = &mut assets[i];
             a.checks.push(name.clone());
+            if !a.check_resources.iter().any(|r| r == TRANSFORM_POOL) {
+                a.check_resources.push(TRANSFORM_POOL.to_string());
+            }
             for p in parents.iter().filter(|p| **p != last) {
                 if !a.check_reads.contains(p) {
                     a.check_reads.push(p.clone());

@@ -52,6 +52,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the asset graph: streams, seeds, models, snapshots, their edges and checks.
     Graph(GraphArgs),
+    /// Run the scheduler: cron schedules and sensors of `jobs:`, and an HTTP
+    /// API that triggers jobs and reads runs.
+    Serve(ServeArgs),
     /// Load one source.
     Extract(ExtractArgs),
     /// Run SQL over the lake's tables (DataFusion).
@@ -285,6 +288,25 @@ pub struct RunArgs {
     /// Print the plan (steps, what each waits for) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `sluice serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP API (another than 127.0.0.1 needs SLUICE_API_TOKEN).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port of the HTTP API (0: any free port).
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// Look once (schedule ticks since --since, sensors now), run what is
+    /// due, and stop; no API.
+    #[arg(long)]
+    pub once: bool,
+    /// Catch up: run the schedule ticks since this time (RFC 3339) that no
+    /// `sluice serve` ran yet (default: from now on).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
 }
 
 /// `sluice graph`.

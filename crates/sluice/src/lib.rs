@@ -15,6 +15,7 @@
 
 #![allow(clippy::print_stdout)]
 
+pub mod alerts;
 pub mod assets;
 pub mod check_report;
 pub mod cli;

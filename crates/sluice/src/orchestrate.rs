@@ -60,6 +60,11 @@ pub struct RunRequest {
     pub dry_run: bool,
     /// What started the run (`manual`, `schedule:<job>`, …).
     pub trigger: String,
+    /// The run's id, when the caller chose it (a webhook answers with it).
+    pub run_id: Option<String>,
+    /// Wait for another run of the project to finish instead of failing
+    /// (`sluice serve`).
+    pub wait_lock: bool,
 }
 
 /// Plan and run the request.
@@ -91,7 +96,10 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         req.select = strings("select");
         req.exclude = strings("exclude");
         req.streams_only = summary["streams_only"].as_bool().unwrap_or(false);
-        req.checks = summary["checks"].as_bool().unwrap_or(true);
+        // `--no-checks` now still leaves them out.
+        req.checks = req.checks && summary["checks"].as_bool().unwrap_or(true);
+        req.full_refresh = summary["full_refresh"].as_bool().unwrap_or(false);
+        req.to = summary["to"].as_str().map(str::to_string);
         let again: HashSet<String> = store
             .run_steps(&prev.run_id)?
             .into_iter()
@@ -123,9 +131,27 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         })?),
         None => None,
     };
-    let run_id = uuid::Uuid::now_v7().to_string();
-    let assets =
-        ProjectAssets::load(&project, &run_id, req.full_refresh, !req.streams_only).await?;
+    let run_id = req
+        .run_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    // `sluice extract SOURCE` connects to that source only.
+    let only_source = if req.streams_only {
+        req.select.first().and_then(|s| {
+            s.strip_prefix("source:")
+                .or_else(|| s.strip_prefix("key:").and_then(|k| k.split('.').next()))
+        })
+    } else {
+        None
+    };
+    let assets = ProjectAssets::load(
+        &project,
+        &run_id,
+        req.full_refresh,
+        !req.streams_only,
+        only_source,
+    )
+    .await?;
     let graph = &assets.graph;
     let to_user = |e: sluice_orchestrator::SelectError| {
         UserError::usage(e.to_string(), Some(e.hint().to_string()))
@@ -144,7 +170,9 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
     if req.streams_only {
         selected.retain(|k| graph.get(k).is_some_and(|a| a.kind == AssetKind::Stream));
     }
-    let checks_on = req.checks && job.and_then(|(_, j)| j.checks).unwrap_or(true);
+    // Checks name the stream's own table; `--to` loads somewhere else.
+    let checks_on =
+        req.checks && req.to.is_none() && job.and_then(|(_, j)| j.checks).unwrap_or(true);
     let mut plan = Plan::new(graph, &selected, PlanOptions { checks: checks_on });
     if let Some((_, again)) = &repeat {
         plan = plan.restrict(again);
@@ -159,6 +187,9 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
             Some("list the assets with `sluice graph`".to_string()),
         ));
     }
+    // Every setting is checked before anything is recorded or read.
+    let opts = exec_options(&project, job.map(|(_, j)| j))?;
+    crate::commands::serve::check_schedules(&project)?;
     if req.dry_run {
         print_plan(reporter, &plan)?;
         return Ok(ExitCode::SUCCESS);
@@ -230,7 +261,11 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         _ => None,
     };
 
-    let _lock = project.lock()?;
+    let _lock = if req.wait_lock {
+        wait_for_lock(&project, reporter).await?
+    } else {
+        project.lock()?
+    };
     let store = project.store()?;
     let abandoned = store.mark_abandoned()?;
     if abandoned > 0 {
@@ -303,7 +338,6 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         done: Mutex::new(0),
         redact: ctx.redact.clone(),
     };
-    let opts = exec_options(&project, job.map(|(_, j)| j))?;
     let report = sluice_orchestrator::execute(&plan, &runner, &opts, &recorder, cancel_rx).await;
     signals.abort();
 
@@ -330,6 +364,8 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         "exclude": req.exclude,
         "checks": checks_on,
         "streams_only": req.streams_only,
+        "full_refresh": req.full_refresh,
+        "to": req.to,
         "parent_run_id": repeat.as_ref().map(|(p, _)| p),
         "streams": outcomes,
         "steps": report.steps,
@@ -352,15 +388,24 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         if !outcomes.is_empty() {
             print_summary(reporter, &run_id, &outcomes, report.seconds);
         }
-        let other = plan
-            .steps
-            .iter()
-            .any(|s| !s.assets.iter().all(|k| assets.streams.contains_key(k)))
-            || outcomes.is_empty();
+        // Anything besides loads, or a step that did not succeed: the
+        // steps table (a failed check step is not in the loads table).
+        let other = outcomes.is_empty()
+            || report.steps.iter().any(|s| s.status != StepStatus::Success)
+            || plan.steps.iter().any(|s| {
+                s.kind == StepKind::Check
+                    || !s.assets.iter().all(|k| assets.streams.contains_key(k))
+            });
         if other {
             print_steps(reporter, &run_id, &plan, &report);
         }
     }
+    let all_checks: Vec<CheckResult> = outcomes
+        .iter()
+        .flat_map(|o| o.checks.iter().cloned())
+        .chain(check_results.iter().cloned())
+        .collect();
+    alert(&project, reporter, &summary, &report, &all_checks).await;
     if status != RunStatus::Success && report.count(StepStatus::Failed) > 0 {
         reporter.line(&format!(
             "hint: fix the cause, then re-run what failed with `sluice run --from-failure {run_id}`"
@@ -371,6 +416,69 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The project lock, once the run holding it (another process) is done.
+async fn wait_for_lock(project: &Project, reporter: &Reporter) -> Result<std::fs::File> {
+    let mut said = false;
+    loop {
+        match project.lock() {
+            Ok(l) => return Ok(l),
+            Err(e) if e.downcast_ref::<UserError>().is_some() => {
+                if !said {
+                    reporter.info("another run of the project is going on: waiting for it");
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `run_failed` and `check_failed` alerts for a finished run.
+async fn alert(
+    project: &Project,
+    reporter: &Reporter,
+    summary: &serde_json::Value,
+    report: &sluice_orchestrator::RunReport,
+    checks: &[CheckResult],
+) {
+    if project.config().orchestration.alerts.is_empty() {
+        return;
+    }
+    let head = |extra: serde_json::Value| {
+        let mut v = json!({
+            "run_id": summary["run_id"],
+            "job": summary["job"],
+            "status": summary["status"],
+            "seconds": summary["seconds"],
+        });
+        if let (Some(m), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+            m.extend(e);
+        }
+        v
+    };
+    if report.outcome == RunOutcome::Failed {
+        let failed: Vec<serde_json::Value> = report
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Failed)
+            .map(|s| json!({"step": s.id, "error": s.error}))
+            .collect();
+        let skipped = report.count(StepStatus::Skipped);
+        let body = head(json!({"failed_steps": failed, "skipped_steps": skipped}));
+        crate::alerts::send(project, reporter, "run_failed", body).await;
+    }
+    let bad: Vec<serde_json::Value> = checks
+        .iter()
+        .filter(|c| matches!(c.status, QStatus::Fail | QStatus::Error))
+        .map(|c| json!({"check": c.id, "table": c.table, "status": c.status, "message": c.message}))
+        .collect();
+    if !bad.is_empty() {
+        let body = head(json!({"checks": bad}));
+        crate::alerts::send(project, reporter, "check_failed", body).await;
+    }
 }
 
 /// Limits, pools, retries and timeouts from `orchestration:` and the job.
@@ -403,7 +511,7 @@ fn exec_options(project: &Project, job: Option<&JobConfig>) -> Result<ExecOption
                 Some(s) => sluice_quality::spec::parse_duration(&s.value)
                     .map(|secs| Some(Duration::from_secs(secs.max(0) as u64)))
                     .map_err(|m| {
-                        UserError::error(
+                        UserError::usage(
                             format!(
                                 "{}:{}:{}: `{key}`: {m}",
                                 project.loaded.file.display(),
@@ -533,11 +641,13 @@ impl ProjectRunner<'_> {
             .filter(|o| o.status == RunStatus::Failed)
             .map(|o| format!("{}: {}", o.stream, o.error.clone().unwrap_or_default()))
             .collect();
-        let check_failed = outcomes.iter().any(|o| {
-            o.checks
-                .iter()
-                .any(|c| matches!(c.status, QStatus::Fail | QStatus::Error))
-        });
+        // Bad config, bad data or a failed check: trying again changes
+        // nothing. An external system that failed (network, database,
+        // disk) may be back.
+        let retryable = outcomes
+            .iter()
+            .filter(|o| o.status == RunStatus::Failed)
+            .all(|o| o.retryable);
         if let Ok(mut all) = self.outcomes.lock() {
             for o in outcomes {
                 all.insert(o.stream.clone(), o);
@@ -550,11 +660,10 @@ impl ProjectRunner<'_> {
         }
         if !failed.is_empty() {
             let message = failed.join("; ");
-            // A failed check is about the data: trying again changes nothing.
-            return Err(if check_failed {
-                StepError::fatal(message)
-            } else {
+            return Err(if retryable {
                 StepError::transient(message)
+            } else {
+                StepError::fatal(message)
             });
         }
         Ok(StepOutput {

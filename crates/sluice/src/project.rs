@@ -121,6 +121,17 @@ impl Project {
         }
     }
 
+    /// The project's name: `name:` of sluice.yml, else its folder's.
+    pub fn name(&self) -> String {
+        self.config().name.clone().unwrap_or_else(|| {
+            self.dir
+                .canonicalize()
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "sluice".to_string())
+        })
+    }
+
     /// `text` with every secret from the environment replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
         self.loaded.redact(text)

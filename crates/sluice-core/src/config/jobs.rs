@@ -56,6 +56,67 @@ pub struct JobConfig {
     /// Overrides `orchestration.timeout`.
     #[serde(default)]
     pub timeout: Option<Spanned<String>>,
+    /// Sensors: what else starts the job under `sluice serve`.
+    #[serde(default)]
+    pub when: Option<SensorConfig>,
+}
+
+/// Sensors of a job, checked by `sluice serve` every `every` (default 30s).
+///
+/// ```yaml
+/// when:
+///   files: incoming/*.csv        # a new or changed file
+///   updated: [shop.orders]       # an asset made by another run
+///   stale: {asset: shop.orders, after: 6h}   # not made for 6 hours
+///   every: 10s
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorConfig {
+    /// A glob, relative to the project: a file that is new or changed
+    /// (size or modification time) since it was last seen starts a run.
+    #[serde(default)]
+    pub files: Option<String>,
+    /// Asset keys: a successful materialization of one of them by another
+    /// run starts a run.
+    #[serde(default, deserialize_with = "crate::config::one_or_many")]
+    pub updated: Vec<String>,
+    /// An asset not made for longer than `after` starts a run (once per
+    /// breach) and sends a `stale` alert.
+    #[serde(default)]
+    pub stale: Option<StaleConfig>,
+    /// How often to look (default 30s).
+    #[serde(default)]
+    pub every: Option<Spanned<String>>,
+}
+
+/// A freshness sensor.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaleConfig {
+    /// The asset key.
+    pub asset: String,
+    /// Longest age before the asset is stale (`6h`, `1d`).
+    pub after: Spanned<String>,
+}
+
+/// Where to post alerts.
+///
+/// ```yaml
+/// orchestration:
+///   alerts:
+///     - url: ${ALERT_WEBHOOK_URL}
+///       on: [run_failed, check_failed, stale]
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    /// The URL a JSON document is POSTed to (http or https). Kept out of
+    /// logs and run history: it often carries a token.
+    pub url: String,
+    /// Which events: `run_failed`, `check_failed`, `stale` (default all).
+    #[serde(default, deserialize_with = "crate::config::one_or_many")]
+    pub on: Vec<String>,
 }
 
 /// How runs execute.
@@ -83,4 +144,7 @@ pub struct OrchestrationConfig {
     /// Longest a try of a step may take (default: none).
     #[serde(default)]
     pub timeout: Option<Spanned<String>>,
+    /// Webhooks told about failed runs, failed checks and stale assets.
+    #[serde(default)]
+    pub alerts: Vec<AlertConfig>,
 }

@@ -9,6 +9,7 @@ mod plugin;
 mod quickstart;
 pub mod run;
 mod runs;
+pub mod serve;
 pub mod singer;
 mod singer_catalog;
 pub mod singer_target;
@@ -49,10 +50,13 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
                 streams_only: false,
                 dry_run: args.dry_run,
                 trigger: "manual".to_string(),
+                run_id: None,
+                wait_lock: false,
             };
             orchestrate::run(dir, reporter, req).await
         }
         Command::Graph(args) => graph::graph(dir, &args, reporter).await,
+        Command::Serve(args) => serve::serve(dir, &args, reporter).await,
         Command::Extract(args) => {
             let select = if args.stream.is_empty() {
                 vec![format!("source:{}", args.source)]
@@ -80,6 +84,8 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
                 streams_only: true,
                 dry_run: false,
                 trigger: "manual".to_string(),
+                run_id: None,
+                wait_lock: false,
             };
             orchestrate::run(dir, reporter, req).await
         }

@@ -22,6 +22,7 @@ mod quickstart;
 mod runs;
 mod s3;
 mod schema;
+mod serve;
 mod singer_cli;
 mod singer_run;
 mod singer_tap;

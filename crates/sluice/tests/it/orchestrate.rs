@@ -298,6 +298,10 @@ fn a_failing_destination_is_retried_with_backoff_and_the_history_keeps_every_try
     type: files
     path: data/orders.csv
     stream: copy
+  bad:
+    type: files
+    path: data/bad.csv
+    stream: rows
 destinations:
   wh:
     type: postgres
@@ -308,6 +312,7 @@ orchestration:
 ",
     );
     p.write("data/orders.csv", "id,amount\n1,10\n");
+    p.write("data/bad.csv", "id,amount\n1\n");
     let out = p.run(&["--json", "run"]);
     assert_eq!(out.status.code(), Some(1));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -315,6 +320,13 @@ orchestration:
     assert_eq!(s["status"], "failed", "{summary:#}");
     assert_eq!(s["attempts"], 2, "{s:#}");
     assert_eq!(step(&summary, "ok.copy")["status"], "success");
+    // Bad data is not retried: it would fail the same way.
+    let bad = step(&summary, "bad.rows");
+    assert_eq!(
+        (&bad["status"], &bad["attempts"]),
+        (&"failed".into(), &1.into()),
+        "{bad:#}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("raw.orders: try 1 failed"), "{stderr}");
     assert!(stderr.contains("retrying in"), "{stderr}");

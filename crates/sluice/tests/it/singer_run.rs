@@ -40,7 +40,9 @@ const MESSAGES: &str = r#"{"type": "SCHEMA", "stream": "orders", "schema": {"typ
 {"type": "STATE", "value": {"bookmarks": {}}}
 "#;
 
-fn tap_project(extra: &str) -> Project {
+/// A project whose source `fake` is the fake tap above (create `tap/hang`
+/// to make it hang after its messages).
+pub fn tap_project(extra: &str) -> Project {
     let p = Project::new(&format!(
         "sources:\n  fake:\n    type: singer\n    plugin: fake-tap\n    executable: ./tap/fake-tap\n    config: {{token: abc}}\n{extra}"
     ));
