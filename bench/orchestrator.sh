@@ -29,9 +29,10 @@
 #            The CLI runs are timed whole (process start, import, load, run) by
 #            bench/measure.py, once with all assets and once with the first
 #            one alone; per step = (wall(N) - wall(1)) / (N - 1) (the run's
-#            fixed cost left out) and, for reference, wall(N) / N. Checked:
-#            exit 0, N STEP_SUCCESS events and RUN_SUCCESS in the log; the API
-#            run's success and N materializations.
+#            fixed cost left out) and, for reference, wall(N) / N. Checked,
+#            untimed: exit 0, and the newest run in the instance succeeded with
+#            N STEP_SUCCESS events (peer_dagster.py verify); the API runs'
+#            success and N materializations each.
 #
 # Knobs: STEPS="100 1000"  REPS=20  PARALLEL=4 (the binary's default
 #        max_parallel and transform threads)  BUILD=1  OVERHEAD=path (implies
@@ -113,8 +114,8 @@ if [ -z "$DG_NOTE" ]; then
     m="$(python3 "$BENCH_DIR/measure.py" --log "$log" -- \
          "$DAGSTER_VENV/bin/dagster" asset materialize -f "$defs" --select '*')"
     wall="$(jget "$m" wall_s)"
-    if [ "$(jget "$m" rc)" != 0 ] || ! grep -q RUN_SUCCESS "$log" \
-       || [ "$(grep -c ' - STEP_SUCCESS - ' "$log")" != "$n" ]; then
+    if [ "$(jget "$m" rc)" != 0 ] \
+       || ! "$DAGSTER_VENV/bin/python" "$BENCH_DIR/peer_dagster.py" verify "$n" >> "$log" 2>&1; then
       echo FAILED; return
     fi
     echo "$wall $(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(max(d['max_rss_mb'], d['tree_rss_mb']))" "$m")"
@@ -176,44 +177,38 @@ fi
 # ---------------------------------------------------------------- summary
 echo
 echo "Orchestration overhead, no-op steps, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), 1-min load $(cut -d' ' -f1 /proc/loadavg)"
-echo
-echo "| tool | how | steps | per step ms (median) | per step ms (p95 / whole run ÷ N) | run s | fixed s | peak RSS MB |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
-for n in $STEPS; do
-  [ -n "${OURS[$n]:-}" ] || continue
-  j="${OURS[$n]}"
-  python3 -c '
-import json, sys
-d = json.loads(sys.argv[1])
-print(f"| sluice | overhead example, parallel {d[\"parallel\"]}, SQLite store | {d[\"steps\"]:,} | **{d[\"ms_per_step_median\"]:.3f}** | {d[\"ms_per_step_p95\"]:.3f} | {d[\"run_ms_median\"]/1e3:.3f} | — | {d[\"peak_rss_mb\"]:.0f} |")' "$j"
-done
-for row in "${DG_ROWS[@]}"; do
-  IFS='|' read -r how per whole run fixed rss <<< "$row"
-  printf '| dagster %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %.0f |\n' "$DG_VER" "$how" "$DAGSTER_STEPS" "$per" "$whole" "$run" "$fixed" "$rss"
-done
-echo
-for n in $STEPS; do
-  [ -n "${OURS[$n]:-}" ] || continue
-  j="${OURS[$n]}"
-  python3 -c '
-import json, sys
-d = json.loads(sys.argv[1]); t = float(sys.argv[2])
-m = d["ms_per_step_median"]
-print(f"sluice, {d[\"steps\"]} steps: {m:.3f} ms/step (target < {t:g} ms: {\"met\" if m < t else \"MISSED\"}); "
-      f"plan {d[\"plan_ms_median\"]:.2f} ms, execute+record {d[\"record_total_ms_median\"]:.2f} ms "
-      f"(setup {d[\"setup_ms_median\"]:.2f}, execute {d[\"execute_record_ms_median\"]:.2f}, finish {d[\"finish_ms_median\"]:.2f}); "
-      f"dispatch alone {d[\"dispatch_only_ms_median\"]:.2f} ms; one record {d[\"write_us_median\"]:.0f} µs (p95 {d[\"write_us_p95\"]:.0f})")' "$j" "$TARGET_MS"
-done
-if [ -n "${OURS[$DAGSTER_STEPS]:-}" ] && [ ${#DG_ROWS[@]} -gt 0 ]; then
-  ours="$(jget "${OURS[$DAGSTER_STEPS]}" ms_per_step_median)"
-  for row in "${DG_ROWS[@]}"; do
-    IFS='|' read -r how per whole _ <<< "$row"
-    python3 -c '
-import sys
-how, per, whole, ours = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-print(f"ratio dagster {how} ÷ sluice, per step: {per/ours:,.0f}x (whole run ÷ N: {whole/ours:,.0f}x)")' "$how" "$per" "$whole" "$ours"
-  done
-fi
+printf '%s\n' "${DG_ROWS[@]}" > "$LOGS/dagster-rows.txt"
+python3 - "$LOGS" "$TARGET_MS" "$DAGSTER_STEPS" "${DG_VER:-}" $STEPS <<'PY'
+import json, os, sys
+logs, target, dsteps, dver, steps = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+ours = {}
+for n in steps:
+    f = os.path.join(logs, f"sluice-{n}.json")
+    if os.path.exists(f):
+        ours[int(n)] = json.load(open(f))
+dg = [r.split("|") for r in open(os.path.join(logs, "dagster-rows.txt")).read().split("\n") if r]
+print()
+print("| tool | how | steps | ms per step (median) | ms per step (p95; Dagster: whole run ÷ N) | run s (median) | fixed s | peak RSS MB |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for n, d in ours.items():
+    print(f"| sluice | overhead example, parallel {d['parallel']}, SQLite run store | {n:,} | **{d['ms_per_step_median']:.3f}** "
+          f"| {d['ms_per_step_p95']:.3f} | {d['run_ms_median'] / 1e3:.3f} | — | {d['peak_rss_mb']:.0f} |")
+for how, per, whole, run, fixed, rss in dg:
+    print(f"| dagster {dver} | {how} | {dsteps:,} | {float(per):.1f} | {float(whole):.1f} | {float(run):.2f} | {float(fixed):.2f} | {float(rss):.0f} |")
+print()
+for n, d in ours.items():
+    m = d["ms_per_step_median"]
+    print(f"sluice, {n} steps: {m:.3f} ms/step (target < {target:g} ms: {'met' if m < target else 'MISSED'}); "
+          f"plan {d['plan_ms_median']:.2f} ms, execute+record {d['record_total_ms_median']:.2f} ms "
+          f"(setup {d['setup_ms_median']:.2f}, execute {d['execute_record_ms_median']:.2f}, finish {d['finish_ms_median']:.2f}); "
+          f"dispatch alone {d['dispatch_only_ms_median']:.2f} ms; one record {d['write_us_median']:.0f} µs "
+          f"(p95 {d['write_us_p95']:.0f}), {100 * d['write_share_of_execute']:.0f} % of execute")
+if dsteps in ours:
+    o = ours[dsteps]["ms_per_step_median"]
+    for how, per, whole, *_ in dg:
+        print(f"ratio dagster {how} ÷ sluice, per step, {dsteps} steps: {float(per) / o:,.0f}× "
+              f"(whole run ÷ N: {float(whole) / o:,.0f}×)")
+PY
 [ -n "$DG_NOTE" ] && echo "$DG_NOTE"
 echo "raw rows: $RESULTS"
 exit "$failed"

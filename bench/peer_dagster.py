@@ -14,6 +14,11 @@
         DagsterInstance.get(), i.e. SQLite under $DAGSTER_HOME). Prints one
         JSON line: import_s, each run's seconds, materializations per run,
         peak RSS. Run it with the Dagster venv's python.
+    peer_dagster.py verify N
+        Checks, in the instance of $DAGSTER_HOME, that the newest run
+        succeeded with N STEP_SUCCESS events (the CLI's log lines from
+        several processes can interleave, so they are not counted). Prints
+        `ok` or what is wrong; exit 1 when wrong.
 """
 import argparse
 import json
@@ -84,7 +89,25 @@ def api(defs: str, instance_kind: str, reps: int) -> None:
     }))
 
 
-def main() -> None:
+def verify(n: int) -> int:
+    import dagster as dg
+    from dagster import DagsterEventType, DagsterRunStatus
+
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs(limit=1)
+    if not runs:
+        print("no run in the instance")
+        return 1
+    run = runs[0]
+    steps = len(instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_SUCCESS))
+    if run.status != DagsterRunStatus.SUCCESS or steps != n:
+        print(f"run {run.run_id}: status {run.status.value}, {steps} of {n} steps succeeded")
+        return 1
+    print("ok")
+    return 0
+
+
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("gen")
@@ -94,11 +117,16 @@ def main() -> None:
     a.add_argument("defs")
     a.add_argument("--instance", choices=["persistent", "ephemeral"], default="persistent")
     a.add_argument("--reps", type=int, default=3)
+    v = sub.add_parser("verify")
+    v.add_argument("n", type=int)
     args = p.parse_args()
     if args.cmd == "gen":
         gen(args.graph, args.out)
-    else:
+    elif args.cmd == "api":
         api(args.defs, args.instance, args.reps)
+    else:
+        return verify(args.n)
+    return 0
 
 
 if __name__ == "__main__":
