@@ -21,6 +21,7 @@ use sluice_orchestrator::{Asset, AssetGraph, AssetKind};
 use sluice_quality::Check;
 use sluice_transform::manifest::NodeKind;
 
+use crate::cli::TransformOptions;
 use crate::commands::transform::{Loaded, load, plain_options};
 use crate::lineage::Place;
 use crate::output::UserError;
@@ -49,13 +50,15 @@ pub struct ProjectAssets {
 
 impl ProjectAssets {
     /// Build the graph of `project`: discovers database sources' streams
-    /// (this connects to them) and compiles the dbt project.
+    /// (this connects to them) and compiles the dbt project (with `vars`,
+    /// YAML, when given: a partition's window).
     pub async fn load(
         project: &Project,
         run_id: &str,
         full_refresh: bool,
         with_dbt: bool,
         only_source: Option<&str>,
+        vars: Option<String>,
     ) -> Result<ProjectAssets> {
         let config = project.config();
         let (specs, sources) = if config.sources.0.is_empty() {
@@ -99,7 +102,11 @@ impl ProjectAssets {
         }
         let dbt = match &config.transform {
             Some(_) if with_dbt => {
-                Some(load(Some(&project.dir), &plain_options(), (run_id, full_refresh)).await?)
+                let options = TransformOptions {
+                    vars,
+                    ..plain_options()
+                };
+                Some(load(Some(&project.dir), &options, (run_id, full_refresh)).await?)
             }
             _ => None,
         };

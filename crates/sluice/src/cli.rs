@@ -52,6 +52,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the asset graph: streams, seeds, models, snapshots, their edges and checks.
     Graph(GraphArgs),
+    /// Run a partitioned job over a range of partitions, skipping those
+    /// already built (re-run the same command to resume).
+    Backfill(BackfillArgs),
     /// Run the scheduler: cron schedules and sensors of `jobs:`, and an HTTP
     /// API that triggers jobs and reads runs.
     Serve(ServeArgs),
@@ -286,6 +289,25 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_checks: bool,
     /// Print the plan (steps, what each waits for) and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Build this partition of a partitioned job (`2026-11-24`, `2026-11-24T05`).
+    #[arg(long, value_name = "KEY", requires = "job")]
+    pub partition: Option<String>,
+}
+
+/// `sluice backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// A job with `partitions:`.
+    pub job: String,
+    /// First partition (a key, a date or a time).
+    #[arg(long, value_name = "KEY")]
+    pub from: String,
+    /// Last partition, included.
+    #[arg(long, value_name = "KEY")]
+    pub to: String,
+    /// Show the partitions and which are done; run nothing.
     #[arg(long)]
     pub dry_run: bool,
 }

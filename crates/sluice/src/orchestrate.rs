@@ -15,6 +15,7 @@ use indexmap::IndexMap;
 use serde_json::json;
 use sluice_core::config::JobConfig;
 use sluice_core::connector::Destination;
+use sluice_orchestrator::partition::{Partition, PartitionSpec};
 use sluice_orchestrator::{
     AssetKind, Event, ExecOptions, Limits, Observer, Plan, PlanOptions, RetryPolicy, RunOutcome,
     Step, StepContext, StepError, StepKind, StepOutput, StepPolicy, StepRunner, StepStatus,
@@ -65,6 +66,46 @@ pub struct RunRequest {
     /// Wait for another run of the project to finish instead of failing
     /// (`sluice serve`).
     pub wait_lock: bool,
+    /// The partition of a partitioned job to build (its key).
+    pub partition: Option<String>,
+    /// Print no summary (the caller reports: `sluice backfill`).
+    pub silent: bool,
+}
+
+/// The partitions of `job`, when it declares them (located errors).
+pub fn job_partitions(
+    project: &Project,
+    name: &str,
+    job: &JobConfig,
+) -> Result<Option<PartitionSpec>> {
+    let Some(p) = &job.partitions else {
+        return Ok(None);
+    };
+    PartitionSpec::parse(&p.every.value, &p.start.value, p.timezone.as_deref())
+        .map(Some)
+        .map_err(|e| {
+            UserError::usage(
+                format!(
+                    "{}:{}:{}: job `{name}` partitions: {e}",
+                    project.loaded.file.display(),
+                    p.every.referenced.line(),
+                    p.every.referenced.column()
+                ),
+                Some(e.hint()),
+            )
+        })
+}
+
+/// The dbt vars a partition's run gets.
+fn partition_vars(part: &Partition) -> String {
+    let t =
+        |d: &chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    format!(
+        "{{partition_key: '{}', partition_start: '{}', partition_end: '{}'}}",
+        part.key,
+        t(&part.start),
+        t(&part.end)
+    )
 }
 
 /// Plan and run the request.
@@ -100,6 +141,7 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         req.checks = req.checks && summary["checks"].as_bool().unwrap_or(true);
         req.full_refresh = summary["full_refresh"].as_bool().unwrap_or(false);
         req.to = summary["to"].as_str().map(str::to_string);
+        req.partition = prev.partition.clone();
         let again: HashSet<String> = store
             .run_steps(&prev.run_id)?
             .into_iter()
@@ -135,6 +177,30 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         .run_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let partition: Option<Partition> = match (&req.partition, job) {
+        (None, _) => None,
+        (Some(key), Some((name, j))) => match job_partitions(&project, name, j)? {
+            Some(spec) => Some(
+                spec.partition(key)
+                    .map_err(|e| UserError::usage(format!("job `{name}`: {e}"), Some(e.hint())))?,
+            ),
+            None => {
+                return Err(UserError::usage(
+                    format!("job `{name}` has no partitions"),
+                    Some(
+                        "declare `partitions: {every: daily, start: 2026-01-01}` on the job"
+                            .to_string(),
+                    ),
+                ));
+            }
+        },
+        (Some(_), None) => {
+            return Err(UserError::usage(
+                "a partition belongs to a job",
+                Some("name the job: `sluice run JOB --partition KEY`".to_string()),
+            ));
+        }
+    };
     // `sluice extract SOURCE` connects to that source only.
     let only_source = if req.streams_only {
         req.select.first().and_then(|s| {
@@ -150,6 +216,7 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         req.full_refresh,
         !req.streams_only,
         only_source,
+        partition.as_ref().map(partition_vars),
     )
     .await?;
     let graph = &assets.graph;
@@ -284,7 +351,7 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         job: req.job.as_deref(),
         trigger: &trigger,
         parent_run_id: repeat.as_ref().map(|(p, _)| p.as_str()),
-        partition: None,
+        partition: partition.as_ref().map(|p| p.key.as_str()),
     })?;
     for step in &plan.steps {
         store.record_step(&run_id, &pending(step))?;
@@ -365,6 +432,7 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         "checks": checks_on,
         "streams_only": req.streams_only,
         "full_refresh": req.full_refresh,
+        "partition": partition.as_ref().map(|p| &p.key),
         "to": req.to,
         "parent_run_id": repeat.as_ref().map(|(p, _)| p),
         "streams": outcomes,
@@ -382,7 +450,9 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
     {
         reporter.warn(&format!("could not record the run: {e}"));
     }
-    if reporter.json() {
+    if req.silent {
+        // The caller reports.
+    } else if reporter.json() {
         crate::outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         if !outcomes.is_empty() {

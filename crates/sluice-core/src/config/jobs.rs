@@ -59,6 +59,28 @@ pub struct JobConfig {
     /// Sensors: what else starts the job under `sluice serve`.
     #[serde(default)]
     pub when: Option<SensorConfig>,
+    /// Time partitions: each run builds one partition (its window reaches
+    /// models as `var('partition_start')` / `var('partition_end')`);
+    /// `sluice backfill` runs a range of them.
+    #[serde(default)]
+    pub partitions: Option<PartitionsConfig>,
+}
+
+/// How a job's runs are cut in time.
+///
+/// ```yaml
+/// partitions: {every: daily, start: 2026-01-01, timezone: Europe/Paris}
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionsConfig {
+    /// `hourly`, `daily`, `weekly` (Monday to Monday) or `monthly`.
+    pub every: Spanned<String>,
+    /// The first partition (a date, a time or a partition key).
+    pub start: Spanned<String>,
+    /// IANA time zone whose wall clock places the boundaries (default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 /// Sensors of a job, checked by `sluice serve` every `every` (default 30s).

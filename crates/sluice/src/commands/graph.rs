@@ -16,7 +16,7 @@ use crate::project::Project;
 pub async fn graph(dir: Option<&Path>, args: &GraphArgs, reporter: &Reporter) -> Result<ExitCode> {
     let project = Project::load(dir)?;
     let run_id = uuid::Uuid::now_v7().to_string();
-    let assets = ProjectAssets::load(&project, &run_id, false, true, None).await?;
+    let assets = ProjectAssets::load(&project, &run_id, false, true, None, None).await?;
     let g = &assets.graph;
     let to_user = |e: sluice_orchestrator::SelectError| {
         UserError::usage(e.to_string(), Some(e.hint().to_string()))

@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod backfill;
 pub mod check;
 mod debug;
 mod discover;
@@ -52,11 +53,14 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
                 trigger: "manual".to_string(),
                 run_id: None,
                 wait_lock: false,
+                partition: args.partition,
+                silent: false,
             };
             orchestrate::run(dir, reporter, req).await
         }
         Command::Graph(args) => graph::graph(dir, &args, reporter).await,
         Command::Serve(args) => serve::serve(dir, &args, reporter).await,
+        Command::Backfill(args) => backfill::backfill(dir, &args, reporter).await,
         Command::Extract(args) => {
             let select = if args.stream.is_empty() {
                 vec![format!("source:{}", args.source)]
@@ -86,6 +90,8 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
                 trigger: "manual".to_string(),
                 run_id: None,
                 wait_lock: false,
+                partition: None,
+                silent: false,
             };
             orchestrate::run(dir, reporter, req).await
         }

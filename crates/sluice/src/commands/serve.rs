@@ -48,12 +48,16 @@ struct Queued {
     claims: Option<(String, Vec<String>)>,
     /// A schedule tick to tie to the run.
     tick: Option<String>,
+    /// The partition to build (a partitioned job's tick: the latest
+    /// complete partition then).
+    partition: Option<String>,
 }
 
 /// One job's schedule and sensors, compiled.
 struct Watch {
     job: String,
     schedule: Option<Schedule>,
+    partitions: Option<sluice_orchestrator::partition::PartitionSpec>,
     files: Option<String>,
     updated: Vec<String>,
     stale: Option<(String, Duration)>,
@@ -269,6 +273,7 @@ fn compile(project: &Project) -> Result<Vec<Watch>> {
         out.push(Watch {
             job: name.clone(),
             schedule,
+            partitions: crate::orchestrate::job_partitions(project, name, job)?,
             files: when.files.clone(),
             updated: when.updated.clone(),
             stale,
@@ -312,13 +317,26 @@ async fn look(
             for tick in s.ticks_between(from, now) {
                 let at = tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                 if store.claim_tick(&w.job, &at, me)? {
-                    reporter.info(&format!("tick {at} of `{}` ({s}): queued", w.job));
+                    let partition = w
+                        .partitions
+                        .as_ref()
+                        .and_then(|p| p.latest_complete(tick))
+                        .map(|p| p.key);
+                    reporter.info(&format!(
+                        "tick {at} of `{}` ({s}){}: queued",
+                        w.job,
+                        partition
+                            .as_ref()
+                            .map(|p| format!(", partition {p}"))
+                            .unwrap_or_default()
+                    ));
                     let _ = tx.send(Queued {
                         job: w.job.clone(),
                         trigger: format!("schedule:{}", w.job),
                         run_id: uuid::Uuid::now_v7().to_string(),
                         claims: None,
                         tick: Some(at),
+                        partition,
                     });
                 }
             }
@@ -348,6 +366,7 @@ async fn look(
                     run_id: uuid::Uuid::now_v7().to_string(),
                     claims: Some((sensor, won)),
                     tick: None,
+                    partition: None,
                 });
             }
         }
@@ -374,6 +393,7 @@ async fn look(
                     run_id: uuid::Uuid::now_v7().to_string(),
                     claims: Some((sensor, won)),
                     tick: None,
+                    partition: None,
                 });
             }
         }
@@ -410,6 +430,7 @@ async fn look(
                     run_id,
                     claims: Some((sensor, vec![key])),
                     tick: None,
+                    partition: None,
                 });
             }
         }
@@ -474,6 +495,9 @@ async fn work(
             trigger: q.trigger.clone(),
             run_id: Some(q.run_id.clone()),
             wait_lock: true,
+            partition: q.partition.clone(),
+            // The server logs one line per run; `sluice runs show` has the rest.
+            silent: true,
             ..Default::default()
         };
         reporter.info(&format!(
@@ -587,6 +611,7 @@ async fn trigger(
         run_id: run_id.clone(),
         claims: None,
         tick: None,
+        partition: None,
     });
     match queued {
         Ok(()) => reply(

@@ -351,3 +351,119 @@ fn extract_still_loads_one_source_and_refuses_an_unknown_one() {
     let err = p.fails(&["extract", "nope"], 1);
     assert!(err.contains("nope"), "{err}");
 }
+
+#[test]
+fn a_backfill_runs_each_partition_once_and_resumes() {
+    let p = Project::new(
+        "sources:
+  raw:
+    type: files
+    path: data/orders.csv
+    stream: orders
+transform:
+  project_dir: dbt
+jobs:
+  daily:
+    select: +daily_totals
+    partitions: {every: daily, start: 2026-11-01}
+",
+    );
+    p.write(
+        "data/orders.csv",
+        "id,ordered_at\n1,2026-11-01T08:00:00Z\n2,2026-11-01T20:00:00Z\n3,2026-11-02T09:00:00Z\n4,2026-11-03T01:00:00Z\n5,2026-11-03T02:00:00Z\n6,2026-11-03T23:59:00Z\n",
+    );
+    p.write("dbt/dbt_project.yml", "name: shop\nprofile: shop\n");
+    p.write(
+        "dbt/models/sources.yml",
+        "version: 2\nsources:\n  - name: raw\n    tables: [{name: orders}]\n",
+    );
+    p.write(
+        "dbt/models/daily_totals.sql",
+        "{{ config(materialized='incremental') }}
+select '{{ var('partition_key') }}' as day, count(*) as n
+from {{ source('raw', 'orders') }}
+where ordered_at >= cast('{{ var('partition_start') }}' as timestamp)
+  and ordered_at < cast('{{ var('partition_end') }}' as timestamp)",
+    );
+    let plan = p.ok(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-03",
+        "--dry-run",
+    ]);
+    assert!(plan.contains("3 partitions, 0 done, 3 to run"), "{plan}");
+    let first = p.json(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+    ]);
+    assert_eq!(first["runs"].as_array().unwrap().len(), 2, "{first:#}");
+    // The same range again, wider: the two done partitions are skipped.
+    let resumed = p.json(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-03",
+    ]);
+    assert_eq!(resumed["skipped_done"], 2, "{resumed:#}");
+    assert_eq!(resumed["runs"][0]["partition"], "2026-11-03");
+    assert_eq!(resumed["runs"][0]["status"], "success");
+    assert_eq!(
+        p.query("SELECT day, n FROM main.daily_totals ORDER BY day"),
+        [
+            ["2026-11-01", "2"],
+            ["2026-11-02", "1"],
+            ["2026-11-03", "3"]
+        ]
+    );
+    let plan = p.ok(&[
+        "backfill",
+        "daily",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-03",
+        "--dry-run",
+    ]);
+    assert!(plan.contains("3 partitions, 3 done, 0 to run"), "{plan}");
+    let runs = p.json(&["runs", "list", "--job", "daily"]);
+    let mut parts: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["partition"].as_str().unwrap())
+        .collect();
+    parts.sort();
+    assert_eq!(parts, ["2026-11-01", "2026-11-02", "2026-11-03"]);
+    assert!(
+        runs[0]["trigger"]
+            .as_str()
+            .unwrap()
+            .starts_with("backfill:daily:")
+    );
+    // One partition by hand; a key that is not one is named.
+    let one = p.json(&["run", "daily", "--partition", "2026-11-02"]);
+    assert_eq!(one["partition"], "2026-11-02");
+    let err = p.fails(&["run", "daily", "--partition", "2026-13-01"], 2);
+    assert!(err.contains("2026-13-01"), "{err}");
+    let err = p.fails(
+        &[
+            "backfill",
+            "nope",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-02",
+        ],
+        2,
+    );
+    assert!(err.contains("no job `nope`"), "{err}");
+}
