@@ -8,8 +8,6 @@ use std::fmt::Write as _;
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::partition::PartitionSpec;
-
 /// What makes an asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,9 +77,6 @@ pub struct Asset {
     /// Assets with the same unit run as one step (a Singer tap serves all
     /// of its streams in one process).
     pub unit: Option<String>,
-    /// Time partitions, when it declares them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub partitions: Option<PartitionSpec>,
 }
 
 impl Asset {
@@ -101,7 +96,6 @@ impl Asset {
             resources: Vec::new(),
             check_resources: Vec::new(),
             unit: None,
-            partitions: None,
         }
     }
 }
@@ -285,9 +279,6 @@ impl AssetGraph {
                 && t != &a.key
             {
                 let _ = write!(out, " -> {t}");
-            }
-            if let Some(p) = &a.partitions {
-                let _ = write!(out, " (partitioned {})", p.granularity.as_str());
             }
             out.push('\n');
             if !a.deps.is_empty() {

@@ -190,18 +190,6 @@ pub struct PartitionSpec {
     pub tz: Tz,
 }
 
-/// `{granularity, start, timezone}` (the zone by its IANA name).
-impl Serialize for PartitionSpec {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("PartitionSpec", 3)?;
-        st.serialize_field("granularity", &self.granularity)?;
-        st.serialize_field("start", &self.start)?;
-        st.serialize_field("timezone", self.tz.name())?;
-        st.end()
-    }
-}
-
 impl PartitionSpec {
     /// Builds a spec from configuration text. `start` is a date
     /// (`2026-01-01`, midnight in the zone), an RFC 3339 time or a partition
