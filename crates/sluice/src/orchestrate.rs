@@ -373,10 +373,21 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         }
     });
     let secrets = project.loaded.clone();
+    // What loads say (schema changes, quarantined rows, warnings) is the
+    // run's log too; the recorder writes it to the store between events.
+    let logs: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    let tap_logs = logs.clone();
+    let tap: crate::output::LogTap = Arc::new(move |level: &str, text: &str| {
+        if let Ok(mut l) = tap_logs.lock() {
+            l.push((level.to_string(), text.to_string()));
+        }
+    });
+    let run_reporter = reporter.with_tap(tap.clone());
+    crate::output::set_run_log(Some(tap));
     let ctx = RunContext {
         run_id: run_id.clone(),
         store: Arc::new(Mutex::new(store)),
-        reporter: reporter.clone(),
+        reporter: run_reporter,
         cancel: cancel_rx.clone(),
         redact: Arc::new(move |t: &str| secrets.redact(t)),
     };
@@ -404,8 +415,11 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         total: plan.len(),
         done: Mutex::new(0),
         redact: ctx.redact.clone(),
+        logs: logs.clone(),
     };
     let report = sluice_orchestrator::execute(&plan, &runner, &opts, &recorder, cancel_rx).await;
+    crate::output::set_run_log(None);
+    recorder.flush_logs();
     signals.abort();
 
     let status = match report.outcome {
@@ -932,10 +946,32 @@ struct Recorder<'a> {
     total: usize,
     done: Mutex<usize>,
     redact: Arc<dyn Fn(&str) -> String + Send + Sync>,
+    /// Log lines of the run not written yet.
+    logs: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Recorder<'_> {
+    /// Write the log lines gathered since the last event.
+    fn flush_logs(&self) {
+        let lines: Vec<(String, String)> = match self.logs.lock() {
+            Ok(mut l) => std::mem::take(&mut *l),
+            Err(_) => return,
+        };
+        if lines.is_empty() {
+            return;
+        }
+        let Ok(store) = self.store.lock() else { return };
+        for (level, text) in lines {
+            if let Err(e) =
+                store.append_event(self.run_id, None, &level, "log", &(self.redact)(&text))
+            {
+                tracing::warn!("could not record a log line: {e}");
+            }
+        }
+    }
+
     fn write(&self, record: &StepRecord, level: &str, kind: &str, message: &str) {
+        self.flush_logs();
         let Ok(store) = self.store.lock() else { return };
         let message = (self.redact)(message);
         if let Err(e) = store.record_step(self.run_id, record).and_then(|_| {

@@ -16,6 +16,7 @@
 use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use indicatif::MultiProgress;
 use sluice_core::config::ConfigError;
@@ -85,6 +86,9 @@ impl fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
+/// Where a run's log lines also go: `(level, text)`.
+pub type LogTap = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
 /// Prints to stderr without tearing progress bars.
 #[derive(Clone)]
 pub struct Reporter {
@@ -93,6 +97,7 @@ pub struct Reporter {
     quiet: bool,
     json: bool,
     color: bool,
+    tap: Option<LogTap>,
 }
 
 impl Reporter {
@@ -110,6 +115,16 @@ impl Reporter {
             quiet: global.quiet,
             json: global.json,
             color: tty && std::env::var_os("NO_COLOR").is_none(),
+            tap: None,
+        }
+    }
+
+    /// The same reporter, whose `info` and `warn` lines also go to `tap`
+    /// (a run's log in the run store), `--quiet` or not.
+    pub fn with_tap(&self, tap: LogTap) -> Reporter {
+        Reporter {
+            tap: Some(tap),
+            ..self.clone()
         }
     }
 
@@ -137,6 +152,9 @@ impl Reporter {
 
     /// A status line for people (not with `--quiet`).
     pub fn info(&self, text: &str) {
+        if let Some(tap) = &self.tap {
+            tap("info", text);
+        }
         if !self.quiet {
             self.line(text);
         }
@@ -144,6 +162,9 @@ impl Reporter {
 
     /// A warning (not with `--quiet`).
     pub fn warn(&self, text: &str) {
+        if let Some(tap) = &self.tap {
+            tap("warn", text);
+        }
         if !self.quiet {
             self.line(&format!("{} {text}", self.paint("warning:", "33")));
         }
@@ -330,9 +351,57 @@ impl Write for LogLine {
     }
 }
 
+/// Where log lines also go while a run records them (one run at a time
+/// per process: `sluice run`, or `sluice serve`'s queue).
+static RUN_LOG: std::sync::Mutex<Option<LogTap>> = std::sync::Mutex::new(None);
+
+/// Send every log line (`info:`, `warning:`, `error:`) to `tap` too, until
+/// called again with `None`.
+pub fn set_run_log(tap: Option<LogTap>) {
+    if let Ok(mut t) = RUN_LOG.lock() {
+        *t = tap;
+    }
+}
+
+/// A log line without its colors, split into level and text.
+fn split_log_line(raw: &[u8]) -> Option<(&'static str, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // Skip `ESC [ … m`.
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let plain = plain.trim_end();
+    for (label, level) in [
+        ("error: ", "error"),
+        ("warning: ", "warn"),
+        ("info: ", "info"),
+    ] {
+        if let Some(rest) = plain.strip_prefix(label) {
+            return Some((level, rest.to_string()));
+        }
+    }
+    None
+}
+
 impl Drop for LogLine {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.buf);
+        if let Ok(t) = RUN_LOG.lock()
+            && let Some(tap) = t.as_ref()
+            && let Some((level, text)) = split_log_line(&buf)
+        {
+            tap(level, &text);
+        }
         self.multi.suspend(|| {
             let _ = std::io::stderr().write_all(&buf);
         });

@@ -467,3 +467,44 @@ where ordered_at >= cast('{{ var('partition_start') }}' as timestamp)
     );
     assert!(err.contains("no job `nope`"), "{err}");
 }
+
+#[test]
+fn what_a_load_says_is_in_the_run_log() {
+    let p = Project::new(
+        "sources:
+  raw:
+    type: files
+    path: data/*.csv
+    stream: orders
+    write_mode: append
+",
+    );
+    p.write("data/a.csv", "id,amount\n1,10\n");
+    p.ok(&["run"]);
+    p.write("data/b.csv", "id,amount,note\n2,20,gift\n");
+    let run = p.json(&["run"]);
+    let id = run["run_id"].as_str().unwrap();
+    let events = p.json(&["runs", "logs", id]);
+    let logs: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "log")
+        .collect();
+    assert!(
+        logs.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap()
+            .contains("added column `note`")),
+        "{events:#}"
+    );
+    // Written before the step's end, in order.
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"step_started"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"step_success"), "{kinds:?}");
+}
