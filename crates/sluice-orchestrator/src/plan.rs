@@ -111,6 +111,11 @@ impl Plan {
         }
         // Check steps, right after their asset's step.
         let mut checks: Vec<(usize, Step)> = Vec::new();
+        let position: HashMap<&str, usize> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
         if opts.checks {
             for a in graph
                 .assets()
@@ -128,7 +133,7 @@ impl Plan {
                         deps.push(s.clone());
                     }
                 }
-                let at = steps.iter().position(|s| &s.id == made).unwrap_or(0);
+                let at = position.get(made.as_str()).copied().unwrap_or(0);
                 checks.push((
                     at,
                     Step {
