@@ -304,9 +304,9 @@ async fn one_rep(dir: &Path, all: &[Asset], rep: usize, parallel: usize) -> Res<
         parent_run_id: None,
         partition: None,
     })?;
-    for step in &plan.steps {
-        store.record_step(&run_id, &pending(step))?;
-    }
+    // As the binary does: every `pending` row in one transaction.
+    let rows: Vec<StepRecord> = plan.steps.iter().map(pending).collect();
+    store.record_steps(&run_id, &rows)?;
     let store = Arc::new(Mutex::new(store));
     let t_setup = t1.elapsed();
 

@@ -142,6 +142,16 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::record_step`] for many steps in one transaction (a plan's
+    /// `pending` rows: one commit instead of one per step).
+    pub fn record_steps(&self, run_id: &str, steps: &[StepRecord]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        for s in steps {
+            self.record_step(run_id, s)?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
     /// Append an event to a run's log, stamped now; returns its sequence
     /// number (1 for a run's first event).
     pub fn append_event(
@@ -241,9 +251,16 @@ mod tests {
     fn steps_are_updated_in_place_and_keep_their_order() {
         let store = Store::in_memory().unwrap();
         store.start_run("r1", "run daily").unwrap();
-        store.record_step("r1", &step("load", "pending")).unwrap();
-        store.record_step("r1", &step("model", "pending")).unwrap();
-        store.record_step("r1", &step("check", "pending")).unwrap();
+        store
+            .record_steps(
+                "r1",
+                &[
+                    step("load", "pending"),
+                    step("model", "pending"),
+                    step("check", "pending"),
+                ],
+            )
+            .unwrap();
         // The first step changes state last: it stays first.
         let done = StepRecord {
             attempts: 2,

@@ -353,9 +353,8 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         parent_run_id: repeat.as_ref().map(|(p, _)| p.as_str()),
         partition: partition.as_ref().map(|p| p.key.as_str()),
     })?;
-    for step in &plan.steps {
-        store.record_step(&run_id, &pending(step))?;
-    }
+    let pending_rows: Vec<StepRecord> = plan.steps.iter().map(pending).collect();
+    store.record_steps(&run_id, &pending_rows)?;
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let signal_reporter = reporter.clone();
     let mut stop = StopSignals::new();
