@@ -473,6 +473,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn log_lines_split_into_level_and_text_without_colors() {
+        assert_eq!(
+            split_log_line(b"\x1b[1;32minfo:\x1b[0m s.t: added column `note` (string)\n"),
+            Some(("info", "s.t: added column `note` (string)".to_string()))
+        );
+        assert_eq!(
+            split_log_line(b"warning: slow\n"),
+            Some(("warn", "slow".to_string()))
+        );
+        assert_eq!(split_log_line(b"debug: [x] detail\n"), None);
+    }
+
+    #[test]
     fn number_formats() {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(1234567), "1,234,567");
