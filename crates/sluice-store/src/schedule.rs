@@ -84,13 +84,22 @@ impl Store {
         Ok(())
     }
 
-    /// When asset `key` was last made by a successful step (RFC 3339).
-    pub fn last_materialization(&self, key: &str) -> Result<Option<String>> {
+    /// When asset `key` was last made by a successful step (RFC 3339); with
+    /// `except_job`, by a run of another job that changed something (a load
+    /// that read no new rows made nothing).
+    pub fn last_materialization(
+        &self,
+        key: &str,
+        except_job: Option<&str>,
+    ) -> Result<Option<String>> {
         self.conn
             .query_row(
-                "SELECT max(s.finished_at) FROM run_steps s, json_each(s.assets) a
-                 WHERE s.kind = 'materialize' AND s.status = 'success' AND a.value = ?1",
-                params![key],
+                "SELECT max(s.finished_at) FROM run_steps s
+                   JOIN runs r ON r.run_id = s.run_id, json_each(s.assets) a
+                 WHERE s.kind = 'materialize' AND s.status = 'success' AND a.value = ?1
+                   AND (?2 IS NULL OR ((r.job IS NULL OR r.job != ?2)
+                                       AND coalesce(s.message, '') != '0 rows'))",
+                params![key, except_job],
                 |r| r.get::<_, Option<String>>(0),
             )
             .optional()
@@ -151,9 +160,40 @@ mod tests {
             .record_step("r1", &step("tap2", "failed", "2026-11-25T02:00:00Z"))
             .unwrap();
         assert_eq!(
-            store.last_materialization("shop.items").unwrap().as_deref(),
+            store
+                .last_materialization("shop.items", None)
+                .unwrap()
+                .as_deref(),
             Some("2026-11-25T01:00:00Z")
         );
-        assert_eq!(store.last_materialization("nope").unwrap(), None);
+        assert_eq!(store.last_materialization("nope", None).unwrap(), None);
+        // Run r1 has no job: another job's sensor sees it; its own job's
+        // runs do not count for it.
+        assert!(
+            store
+                .last_materialization("shop.items", Some("daily"))
+                .unwrap()
+                .is_some()
+        );
+        store
+            .begin_run(&RunStart {
+                run_id: "r2",
+                command: "run daily",
+                job: Some("daily"),
+                trigger: "manual",
+                parent_run_id: None,
+                partition: None,
+            })
+            .unwrap();
+        store
+            .record_step("r2", &step("tap3", "success", "2026-11-25T03:00:00Z"))
+            .unwrap();
+        assert_eq!(
+            store
+                .last_materialization("shop.items", Some("daily"))
+                .unwrap()
+                .as_deref(),
+            Some("2026-11-25T01:00:00Z")
+        );
     }
 }

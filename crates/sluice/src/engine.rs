@@ -249,9 +249,10 @@ fn conclude(
     let id = job.spec.id();
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
-    let retryable = result.as_ref().err().is_some_and(|e| {
-        crate::output::domain_of(e) == Some(sluice_core::error::ErrorDomain::External)
-    });
+    let retryable = result
+        .as_ref()
+        .err()
+        .is_some_and(crate::output::retryable_of);
     let (status, error, hint) = match &result {
         Ok(()) => (RunStatus::Success, None, None),
         Err(e) => {

@@ -139,7 +139,7 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
         req.streams_only = summary["streams_only"].as_bool().unwrap_or(false);
         // `--no-checks` now still leaves them out.
         req.checks = req.checks && summary["checks"].as_bool().unwrap_or(true);
-        req.full_refresh = summary["full_refresh"].as_bool().unwrap_or(false);
+        req.full_refresh = req.full_refresh || summary["full_refresh"].as_bool().unwrap_or(false);
         req.to = summary["to"].as_str().map(str::to_string);
         req.partition = prev.partition.clone();
         let again: HashSet<String> = store
@@ -402,6 +402,10 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
             .iter()
             .flat_map(|s| s.assets.iter().cloned())
             .collect(),
+        declared: crate::quality::project_checks(&project)?
+            .into_iter()
+            .map(|c| c.id)
+            .collect(),
         outcomes: Mutex::new(IndexMap::new()),
         checks: Mutex::new(Vec::new()),
         loaded: std::sync::atomic::AtomicBool::new(false),
@@ -662,6 +666,8 @@ struct ProjectRunner<'a> {
     full_refresh: bool,
     /// Assets this run makes.
     planned: HashSet<String>,
+    /// Ids of the Sluice checks the project declares now.
+    declared: HashSet<String>,
     /// The last outcome of each stream (a retry replaces it).
     outcomes: Mutex<IndexMap<String, StreamOutcome>>,
     checks: Mutex<Vec<CheckResult>>,
@@ -829,8 +835,10 @@ impl ProjectRunner<'_> {
                 continue;
             };
             let Some(table) = &a.table else { continue };
+            // A check no longer declared does not hold anything back.
             if let Ok(failing) = store.failing_checks(table)
-                && let Some((check, _, message)) = failing.first()
+                && let Some((check, _, message)) =
+                    failing.iter().find(|(id, _, _)| self.declared.contains(id))
             {
                 return Some(format!(
                     "held back: `{table}` (loaded by `{up}`) has a failing check `{check}`: {message}; fix the data and re-check (`sluice check`), or run `{up}` in this run"

@@ -248,6 +248,13 @@ pub fn domain_of(e: &anyhow::Error) -> Option<ErrorDomain> {
     e.chain().find_map(|c| classify(c).map(|c| c.domain()))
 }
 
+/// Whether running the same thing again may succeed (the error's own
+/// judgement: an external system that failed, not bad config or data).
+pub fn retryable_of(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<UserError>().is_none()
+        && e.chain().find_map(classify).is_some_and(|c| c.retryable())
+}
+
 /// Exit code for an error (see the module docs).
 pub fn exit_code_for(e: &anyhow::Error) -> ExitCode {
     let config = |c: &(dyn std::error::Error + 'static)| {

@@ -70,11 +70,13 @@ struct Watch {
 pub async fn serve(dir: Option<&Path>, args: &ServeArgs, reporter: &Reporter) -> Result<ExitCode> {
     let project = Project::load(dir)?;
     let mut watches = compile(&project)?;
-    let me = format!(
-        "{}:{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_string()),
-        std::process::id()
-    );
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string());
+    let me = format!("{host}:{}", std::process::id());
     recover(&project, reporter)?;
     let start = match &args.since {
         Some(t) => DateTime::parse_from_rfc3339(t)
@@ -128,17 +130,32 @@ pub async fn serve(dir: Option<&Path>, args: &ServeArgs, reporter: &Reporter) ->
         )
         .await?;
         drop(tx);
-        let _ = worker.await;
-        return Ok(ExitCode::SUCCESS);
+        // Ctrl-C stops the running run and starts no queued one.
+        let flag = stopping.clone();
+        let signals = tokio::spawn(async move {
+            if StopSignals::new().next().await.is_some() {
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+        let failed = worker.await.unwrap_or(0);
+        signals.abort();
+        return Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
 
     let token = std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty());
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
-        .parse()
-        .map_err(|e| {
+    let host = args.host.trim_start_matches('[').trim_end_matches(']');
+    let addr: SocketAddr = tokio::net::lookup_host((host, args.port))
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
             UserError::usage(
-                format!("`{}:{}` is not an address: {e}", args.host, args.port),
-                Some("pass --host 127.0.0.1 --port 8765".to_string()),
+                format!("`{}` is not an address or a known host name", args.host),
+                Some("pass --host 127.0.0.1 (or ::1, localhost, 0.0.0.0)".to_string()),
             )
         })?;
     if !addr.ip().is_loopback() && token.is_none() {
@@ -229,6 +246,24 @@ pub fn check_schedules(project: &Project) -> Result<()> {
 /// Schedules and sensors of every job, checked (located errors).
 fn compile(project: &Project) -> Result<Vec<Watch>> {
     let file = project.loaded.file.display().to_string();
+    for (i, a) in project.config().orchestration.alerts.iter().enumerate() {
+        let n = i + 1;
+        if let Some(bad) =
+            a.on.iter()
+                .find(|e| !crate::alerts::EVENTS.contains(&e.as_str()))
+        {
+            return Err(UserError::usage(
+                format!("{file}: orchestration.alerts #{n}: `{bad}` is not an event"),
+                Some(format!("`on:` takes {}", crate::alerts::EVENTS.join(", "))),
+            ));
+        }
+        if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
+            return Err(UserError::usage(
+                format!("{file}: orchestration.alerts #{n}: the url is not http:// or https://"),
+                Some("alerts POST JSON to a webhook URL (secrets as ${VAR})".to_string()),
+            ));
+        }
+    }
     let mut out = Vec::new();
     for (name, job) in &project.config().jobs {
         let schedule = match &job.schedule {
@@ -236,12 +271,15 @@ fn compile(project: &Project) -> Result<Vec<Watch>> {
             Some(expr) => {
                 let tz = job.timezone.as_ref().map(|t| t.value.as_str());
                 Some(Schedule::parse(&expr.value, tz).map_err(|e| {
+                    // Point at the key that is wrong.
+                    let at = match (&e, &job.timezone) {
+                        (sluice_orchestrator::cron::CronError::UnknownTimeZone { .. }, Some(t)) => {
+                            &t.referenced
+                        }
+                        _ => &expr.referenced,
+                    };
                     UserError::usage(
-                        format!(
-                            "{file}:{}:{}: job `{name}`: {e}",
-                            expr.referenced.line(),
-                            expr.referenced.column()
-                        ),
+                        format!("{file}:{}:{}: job `{name}`: {e}", at.line(), at.column()),
                         Some(e.hint()),
                     )
                 })?)
@@ -375,7 +413,7 @@ async fn look(
             let sensor = format!("{}:updated", w.job);
             let mut won = Vec::new();
             for asset in &w.updated {
-                if let Some(at) = store.last_materialization(asset)?
+                if let Some(at) = store.last_materialization(asset, Some(&w.job))?
                     && store.claim_sensor_key(&sensor, &format!("{asset}@{at}"), me)?
                 {
                     won.push(format!("{asset}@{at}"));
@@ -399,7 +437,7 @@ async fn look(
         }
         // Freshness.
         if let Some((asset, after)) = &w.stale {
-            let last = store.last_materialization(asset)?;
+            let last = store.last_materialization(asset, None)?;
             let age = last
                 .as_deref()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -471,7 +509,8 @@ async fn work(
     reporter: Reporter,
     mut rx: mpsc::UnboundedReceiver<Queued>,
     stopping: Arc<AtomicBool>,
-) {
+) -> usize {
+    let mut failed = 0;
     while let Some(q) = rx.recv().await {
         if stopping.load(Ordering::SeqCst) {
             break;
@@ -508,13 +547,20 @@ async fn work(
             Ok(code) if code == ExitCode::SUCCESS => {
                 reporter.info(&format!("run {} of `{}` succeeded", q.run_id, q.job));
             }
-            Ok(_) => reporter.warn(&format!(
-                "run {} of `{}` failed: `sluice runs show {}`",
-                q.run_id, q.job, q.run_id
-            )),
-            Err(e) => reporter.warn(&format!("run of `{}` could not start: {e:#}", q.job)),
+            Ok(_) => {
+                failed += 1;
+                reporter.warn(&format!(
+                    "run {} of `{}` did not succeed: `sluice runs show {}`",
+                    q.run_id, q.job, q.run_id
+                ));
+            }
+            Err(e) => {
+                failed += 1;
+                reporter.warn(&format!("run of `{}` could not start: {e:#}", q.job));
+            }
         }
     }
+    failed
 }
 
 /// The API's state.
@@ -532,9 +578,14 @@ impl Api {
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
-                .is_some_and(|given| given == t),
+                .is_some_and(|given| same(given.as_bytes(), t.as_bytes())),
         }
     }
+}
+
+/// Equal, in a time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -664,6 +715,14 @@ async fn run(
             StatusCode::NOT_FOUND,
             json!({"error": format!("no run `{id}` (yet: a queued run appears once it starts)")}),
         ),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<sluice_store::StoreError>(),
+                Some(sluice_store::StoreError::AmbiguousRun { .. })
+            ) =>
+        {
+            reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}))
+        }
         Err(e) => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"error": e.to_string()}),

@@ -573,11 +573,18 @@ fn hold_back_failing_sources(
         return Ok(chosen);
     };
     let store = sluice.store()?;
+    // A check no longer declared does not hold anything back.
+    let declared: std::collections::HashSet<String> = crate::quality::project_checks(sluice)?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let mut blocked: std::collections::HashSet<String> = std::collections::HashSet::new();
     for ((source, table), node) in &l.manifest.sources {
         let name = format!("{}.{}", node.relation.schema, node.relation.identifier);
         let failing = store.failing_checks(&name)?;
-        let Some((check, status, message)) = failing.first() else {
+        let Some((check, status, message)) =
+            failing.iter().find(|(id, _, _)| declared.contains(id))
+        else {
             continue;
         };
         let downstream = select(

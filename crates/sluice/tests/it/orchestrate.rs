@@ -508,3 +508,51 @@ fn what_a_load_says_is_in_the_run_log() {
     assert_eq!(kinds.first(), Some(&"step_started"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"step_success"), "{kinds:?}");
 }
+
+#[test]
+fn a_failing_check_upstream_holds_a_model_back_until_it_is_fixed_or_removed() {
+    let p = Project::new(
+        "sources:
+  raw:
+    type: files
+    path: data/orders.csv
+    stream: orders
+    checks:
+      - unique: id
+transform:
+  project_dir: dbt
+",
+    );
+    p.write("data/orders.csv", "id,amount\n1,10\n1,20\n");
+    p.write("dbt/dbt_project.yml", "name: shop\nprofile: shop\n");
+    p.write(
+        "dbt/models/sources.yml",
+        "version: 2\nsources:\n  - name: raw\n    tables: [{name: orders}]\n",
+    );
+    p.write(
+        "dbt/models/stg_orders.sql",
+        "select id, amount from {{ source('raw', 'orders') }}",
+    );
+    let out = p.run(&["--json", "run"]);
+    assert_eq!(out.status.code(), Some(1));
+    // The model alone, without its load: held back by the failed check.
+    let out = p.run(&["--json", "run", "-s", "stg_orders"]);
+    assert_eq!(out.status.code(), Some(1));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let err = step(&summary, "stg_orders")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("held back") && err.contains("raw.orders.unique_id"),
+        "{err}"
+    );
+    // The check removed from sluice.yml no longer holds anything back.
+    let yml = std::fs::read_to_string(p.path().join("sluice.yml")).unwrap();
+    p.write(
+        "sluice.yml",
+        yml.replace("    checks:\n      - unique: id\n", ""),
+    );
+    let ok = p.json(&["run", "-s", "stg_orders"]);
+    assert_eq!(ok["status"], "success", "{ok:#}");
+}
