@@ -597,6 +597,26 @@ fn reply(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
+/// 200 with the value, or the error: 400 for an ambiguous run prefix, 500
+/// otherwise.
+fn answer(result: Result<Value>) -> Response {
+    match result {
+        Ok(v) => reply(StatusCode::OK, v),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<sluice_store::StoreError>(),
+                Some(sluice_store::StoreError::AmbiguousRun { .. })
+            ) =>
+        {
+            reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}))
+        }
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+    }
+}
+
 fn denied() -> Response {
     reply(
         StatusCode::UNAUTHORIZED,
@@ -612,30 +632,25 @@ async fn jobs(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     if !api.allowed(&headers) {
         return denied();
     }
-    match Project::load(Some(&api.dir)) {
-        Ok(p) => {
-            let list: HashMap<&String, Value> = p
-                .config()
-                .jobs
-                .iter()
-                .map(|(k, j)| {
-                    (
-                        k,
-                        json!({
-                            "description": j.description,
-                            "select": j.select,
-                            "schedule": j.schedule.as_ref().map(|s| s.value.clone()),
-                        }),
-                    )
-                })
-                .collect();
-            reply(StatusCode::OK, json!(list))
-        }
-        Err(e) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
-    }
+    answer(Project::load(Some(&api.dir)).map(|p| {
+        let list: HashMap<&String, Value> = p
+            .config()
+            .jobs
+            .iter()
+            .map(|(k, j)| {
+                (
+                    k,
+                    json!({
+                        "description": j.description,
+                        "select": j.select,
+                        "schedule": j.schedule.as_ref().map(|s| s.value.clone()),
+                        "partitions": j.partitions.as_ref().map(|p| p.every.value.clone()),
+                    }),
+                )
+            })
+            .collect();
+        json!(list)
+    }))
 }
 
 async fn trigger(
@@ -680,14 +695,7 @@ async fn runs(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     if !api.allowed(&headers) {
         return denied();
     }
-    let listed = Project::load(Some(&api.dir)).and_then(|p| Ok(p.store()?.list_runs(50)?));
-    match listed {
-        Ok(r) => reply(StatusCode::OK, json!(r)),
-        Err(e) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
-    }
+    answer(Project::load(Some(&api.dir)).and_then(|p| Ok(json!(p.store()?.list_runs(50)?))))
 }
 
 async fn run(
@@ -709,23 +717,11 @@ async fn run(
         })
     });
     match found {
-        Ok(Some(v)) => reply(StatusCode::OK, v),
         // Queued, not started yet.
         Ok(None) => reply(
             StatusCode::NOT_FOUND,
             json!({"error": format!("no run `{id}` (yet: a queued run appears once it starts)")}),
         ),
-        Err(e)
-            if matches!(
-                e.downcast_ref::<sluice_store::StoreError>(),
-                Some(sluice_store::StoreError::AmbiguousRun { .. })
-            ) =>
-        {
-            reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}))
-        }
-        Err(e) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": e.to_string()}),
-        ),
+        other => answer(other.map(Option::unwrap_or_default)),
     }
 }
