@@ -46,6 +46,8 @@ pub struct ProjectAssets {
     pub checks: HashMap<String, Vec<Check>>,
     /// dbt data and unit tests (node names), by the asset they attach to.
     pub tests: HashMap<String, Vec<String>>,
+    /// Ids of every check `sluice.yml` declares now (streams' and the map's).
+    pub declared_checks: std::collections::HashSet<String>,
 }
 
 impl ProjectAssets {
@@ -116,7 +118,9 @@ impl ProjectAssets {
         }
         // The top-level map's checks, on the asset of their table.
         let mut checks: HashMap<String, Vec<Check>> = HashMap::new();
-        for c in project_checks(project)? {
+        let all_checks = project_checks(project)?;
+        let declared_checks = all_checks.iter().map(|c| c.id.clone()).collect();
+        for c in all_checks {
             if spec_checks.contains(&c.id) {
                 continue;
             }
@@ -149,6 +153,7 @@ impl ProjectAssets {
             dbt,
             checks,
             tests,
+            declared_checks,
         })
     }
 }

@@ -210,6 +210,11 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
     } else {
         None
     };
+    if let Some(s) = only_source
+        && !config.sources.0.contains_key(s)
+    {
+        return Err(crate::registry::unknown_source(&project, s));
+    }
     let assets = ProjectAssets::load(
         &project,
         &run_id,
@@ -401,10 +406,6 @@ pub async fn run(dir: Option<&Path>, reporter: &Reporter, mut req: RunRequest) -
             .steps
             .iter()
             .flat_map(|s| s.assets.iter().cloned())
-            .collect(),
-        declared: crate::quality::project_checks(&project)?
-            .into_iter()
-            .map(|c| c.id)
             .collect(),
         outcomes: Mutex::new(IndexMap::new()),
         checks: Mutex::new(Vec::new()),
@@ -666,8 +667,6 @@ struct ProjectRunner<'a> {
     full_refresh: bool,
     /// Assets this run makes.
     planned: HashSet<String>,
-    /// Ids of the Sluice checks the project declares now.
-    declared: HashSet<String>,
     /// The last outcome of each stream (a retry replaces it).
     outcomes: Mutex<IndexMap<String, StreamOutcome>>,
     checks: Mutex<Vec<CheckResult>>,
@@ -837,8 +836,9 @@ impl ProjectRunner<'_> {
             let Some(table) = &a.table else { continue };
             // A check no longer declared does not hold anything back.
             if let Ok(failing) = store.failing_checks(table)
-                && let Some((check, _, message)) =
-                    failing.iter().find(|(id, _, _)| self.declared.contains(id))
+                && let Some((check, _, message)) = failing
+                    .iter()
+                    .find(|(id, _, _)| self.assets.declared_checks.contains(id))
             {
                 return Some(format!(
                     "held back: `{table}` (loaded by `{up}`) has a failing check `{check}`: {message}; fix the data and re-check (`sluice check`), or run `{up}` in this run"

@@ -70,12 +70,6 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
                     .map(|s| format!("key:{}.{s}", args.source))
                     .collect()
             };
-            if !project_has_source(dir, &args.source)? {
-                return Err(crate::registry::unknown_source(
-                    &crate::project::Project::load(dir)?,
-                    &args.source,
-                ));
-            }
             let req = RunRequest {
                 job: None,
                 select,
@@ -122,10 +116,4 @@ pub async fn dispatch(cli: Cli, reporter: &Reporter) -> Result<ExitCode> {
             }
         },
     }
-}
-
-/// Whether `sluice.yml` declares source `name`.
-fn project_has_source(dir: Option<&std::path::Path>, name: &str) -> Result<bool> {
-    let project = crate::project::Project::load(dir)?;
-    Ok(project.config().sources.0.contains_key(name))
 }

@@ -53,6 +53,33 @@ struct Queued {
     partition: Option<String>,
 }
 
+impl Queued {
+    /// A run of `job` with nothing tied to it.
+    fn new(job: &str, run_id: String) -> Queued {
+        Queued {
+            job: job.to_string(),
+            trigger: "manual".to_string(),
+            run_id,
+            claims: None,
+            tick: None,
+            partition: None,
+        }
+    }
+
+    /// A run a sensor of `job` started, with the keys it claimed.
+    fn sensed(job: &str, sensor: String, keys: Vec<String>, run_id: String) -> Queued {
+        Queued {
+            trigger: format!("sensor:{job}"),
+            claims: Some((sensor, keys)),
+            ..Queued::new(job, run_id)
+        }
+    }
+}
+
+fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// One job's schedule and sensors, compiled.
 struct Watch {
     job: String,
@@ -369,12 +396,10 @@ async fn look(
                             .unwrap_or_default()
                     ));
                     let _ = tx.send(Queued {
-                        job: w.job.clone(),
                         trigger: format!("schedule:{}", w.job),
-                        run_id: uuid::Uuid::now_v7().to_string(),
-                        claims: None,
                         tick: Some(at),
                         partition,
+                        ..Queued::new(&w.job, new_run_id())
                     });
                 }
             }
@@ -398,14 +423,7 @@ async fn look(
                     w.job,
                     won.len()
                 ));
-                let _ = tx.send(Queued {
-                    job: w.job.clone(),
-                    trigger: format!("sensor:{}", w.job),
-                    run_id: uuid::Uuid::now_v7().to_string(),
-                    claims: Some((sensor, won)),
-                    tick: None,
-                    partition: None,
-                });
+                let _ = tx.send(Queued::sensed(&w.job, sensor, won, new_run_id()));
             }
         }
         // Assets another run made.
@@ -425,14 +443,7 @@ async fn look(
                     w.job,
                     won.join(", ")
                 ));
-                let _ = tx.send(Queued {
-                    job: w.job.clone(),
-                    trigger: format!("sensor:{}", w.job),
-                    run_id: uuid::Uuid::now_v7().to_string(),
-                    claims: Some((sensor, won)),
-                    tick: None,
-                    partition: None,
-                });
+                let _ = tx.send(Queued::sensed(&w.job, sensor, won, new_run_id()));
             }
         }
         // Freshness.
@@ -454,7 +465,7 @@ async fn look(
                     after.as_secs(),
                     w.job
                 ));
-                let run_id = uuid::Uuid::now_v7().to_string();
+                let run_id = new_run_id();
                 crate::alerts::send(
                     project,
                     reporter,
@@ -462,14 +473,7 @@ async fn look(
                     json!({"asset": asset, "last_made": last, "allowed_seconds": after.as_secs(), "job": w.job, "run_id": run_id}),
                 )
                 .await;
-                let _ = tx.send(Queued {
-                    job: w.job.clone(),
-                    trigger: format!("sensor:{}", w.job),
-                    run_id,
-                    claims: Some((sensor, vec![key])),
-                    tick: None,
-                    partition: None,
-                });
+                let _ = tx.send(Queued::sensed(&w.job, sensor, vec![key], run_id));
             }
         }
     }
@@ -670,14 +674,10 @@ async fn trigger(
             json!({"error": format!("no job `{job}`"), "hint": "GET /api/jobs lists them"}),
         );
     }
-    let run_id = uuid::Uuid::now_v7().to_string();
+    let run_id = new_run_id();
     let queued = api.tx.send(Queued {
-        job: job.clone(),
         trigger: "webhook".to_string(),
-        run_id: run_id.clone(),
-        claims: None,
-        tick: None,
-        partition: None,
+        ..Queued::new(&job, run_id.clone())
     });
     match queued {
         Ok(()) => reply(
